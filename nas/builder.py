@@ -1,0 +1,101 @@
+"""ArchSpec -> nn.Module."""
+from __future__ import annotations
+
+import math
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+
+from .blocks import BasicBlock, Bottleneck, ConvBNAct, MBConv, PlainConv
+from .spec import ArchSpec, StageSpec
+
+
+def block_configs(spec: ArchSpec) -> Iterator[tuple[int, StageSpec, int, int, int]]:
+    """(global block index, stage, in channels, out channels, stride) for every block."""
+    cin = spec.stem.channels
+    index = 0
+    for stage in spec.stages:
+        for i in range(stage.repeats):
+            yield index, stage, cin, stage.out, stage.stride if i == 0 else 1
+            cin = stage.out
+            index += 1
+
+
+def drop_path_rate(spec: ArchSpec, index: int, override: Optional[float] = None) -> float:
+    """Stochastic depth grows linearly with the global block index (0 for the first)."""
+    rate = spec.drop_path if override is None else override
+    return rate * index / spec.blocks
+
+
+def _make_block(spec: ArchSpec, stage: StageSpec, cin: int, cout: int, stride: int,
+                drop_path: float) -> nn.Module:
+    common = dict(activation=spec.activation, bn=spec.bn, drop_path=drop_path)
+    if stage.block in ("mbconv", "ds"):
+        return MBConv(cin, cout, stage.kernel, stride, stage.expand, stage.se, stage.skip, **common)
+    if stage.block == "conv":
+        return PlainConv(cin, cout, stage.kernel, stride, stage.se, stage.skip, **common)
+    if stage.block == "basic":
+        return BasicBlock(cin, cout, stage.kernel, stride, stage.se, stage.skip, **common)
+    if stage.block == "bottleneck":
+        return Bottleneck(cin, cout, stage.kernel, stride, stage.expand, stage.se, stage.skip,
+                          **common)
+    raise AssertionError(f"unhandled block type {stage.block}")  # spec validation forbids this
+
+
+class Net(nn.Module):
+    """A network built from an ArchSpec; `spec` travels with the module."""
+
+    def __init__(self, spec: ArchSpec, drop_path: Optional[float] = None,
+                 dropout: Optional[float] = None) -> None:
+        super().__init__()
+        self.spec = spec
+        stem = [ConvBNAct(spec.in_channels, spec.stem.channels, spec.stem.kernel,
+                          spec.stem.stride, spec.bn, spec.activation)]
+        if spec.stem.pool:
+            stem.append(nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(*stem)
+        self.blocks = nn.Sequential(*[
+            _make_block(spec, stage, cin, cout, stride, drop_path_rate(spec, index, drop_path))
+            for index, stage, cin, cout, stride in block_configs(spec)])
+        last = spec.stages[-1].out
+        if spec.head.channels:
+            self.head = ConvBNAct(last, spec.head.channels, 1, 1, spec.bn, spec.activation)
+            last = spec.head.channels
+        else:
+            self.head = nn.Identity()
+        self.dropout = nn.Dropout(spec.dropout if dropout is None else dropout)
+        self.classifier = nn.Linear(last, spec.num_classes)
+        init_weights(self)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(self.dropout(x))
+
+
+def init_weights(model: nn.Module) -> None:
+    """TF/timm initialisation: conv normal(0, sqrt(2/fan_out)), fan_out = k*k*out/groups;
+    the classifier uniform(+-1/sqrt(classes)); BN weight 1, bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / math.sqrt(m.out_features)
+            nn.init.uniform_(m.weight, -bound, bound)
+            nn.init.zeros_(m.bias)
+
+
+def build(spec: ArchSpec, *, drop_path: Optional[float] = None,
+          dropout: Optional[float] = None) -> Net:
+    """Build the model; `drop_path`/`dropout` override the spec's rates (e.g. a proxy recipe)."""
+    return Net(spec, drop_path=drop_path, dropout=dropout)

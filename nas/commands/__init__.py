@@ -1,0 +1,1 @@
+"""Sub-commands of the `nas` CLI; each module adds its parsers with `register`."""

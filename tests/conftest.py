@@ -1,0 +1,42 @@
+import os
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("NAS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CIFAR_ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.gz"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def random_spec(rng: random.Random, num_stages: int | None = None) -> ArchSpec:
+    """A random valid spec touching every block type and option."""
+    stages = []
+    for _ in range(num_stages or rng.randint(1, 5)):
+        block = rng.choice(["mbconv", "mbconv", "ds", "conv", "basic", "bottleneck"])
+        expand = {"mbconv": rng.choice([1, 3, 4, 6]), "bottleneck": rng.choice([2, 4])}.get(block, 1)
+        stages.append(StageSpec(block=block, repeats=rng.randint(1, 3), kernel=rng.choice([1, 3, 5, 7]),
+                                stride=rng.choice([1, 2]), out=rng.choice([8, 12, 16, 24, 40]),
+                                expand=expand, se=rng.choice([0.0, 0.25, 0.5]),
+                                skip=rng.random() < 0.8))
+    return ArchSpec(
+        name="random", resolution=rng.choice([32, 40, 48, 64, 96]), num_classes=rng.choice([10, 100]),
+        stem=StemSpec(channels=rng.choice([8, 16, 24]), kernel=rng.choice([3, 5]),
+                      stride=rng.choice([1, 2]), pool=rng.random() < 0.2),
+        stages=tuple(stages), head=HeadSpec(rng.choice([0, 64, 128])),
+        activation=rng.choice(["silu", "relu", "relu6"]), dropout=0.1, drop_path=0.1)
+
+
+@pytest.fixture
+def tiny_spec() -> ArchSpec:
+    return ArchSpec.from_dict({
+        "name": "tiny", "resolution": 16, "num_classes": 10,
+        "stem": {"channels": 16, "kernel": 3, "stride": 1},
+        "stages": ["mbconv_r1_k3_s1_e1_c16_se0.25", "mbconv_r2_k3_s2_e4_c24_se0.25",
+                   "mbconv_r2_k5_s2_e4_c40_se0.25"],
+        "head": {"channels": 128}, "dropout": 0.1, "drop_path": 0.1})
