@@ -1,0 +1,55 @@
+"""A disk cache of decoded arrays, keyed by the source file(s) and the resolution."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+CACHE_VERSION = 1
+
+
+def cache_root(cache_dir: Optional[str | Path] = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("NAS_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nas-toolkit"
+
+
+def source_key(path: Path, **extra) -> str:
+    """Identity of a source: resolved path, size and mtime (of every file in a folder)."""
+    path = path.resolve()
+    if path.is_dir():
+        stats = sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+                       for p in path.rglob("*") if p.is_file())
+        fingerprint = hashlib.sha1(json.dumps(stats).encode()).hexdigest()
+    else:
+        st = path.stat()
+        fingerprint = f"{st.st_size}:{st.st_mtime_ns}"
+    payload = json.dumps({"path": str(path), "fp": fingerprint, "v": CACHE_VERSION, **extra},
+                         sort_keys=True)
+    return hashlib.sha1(payload.encode()).hexdigest()[:20]
+
+
+def cached_arrays(key: str, build: Callable[[], dict[str, np.ndarray]],
+                  cache_dir: Optional[str | Path] = None) -> tuple[dict[str, np.ndarray], bool]:
+    """Return (arrays, hit). On a miss, build them and store them atomically."""
+    path = cache_root(cache_dir) / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}, True
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # a torn or stale cache file: rebuild it
+    arrays = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return arrays, False

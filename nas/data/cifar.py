@@ -1,0 +1,137 @@
+"""CIFAR-10 from a class-folder directory, a .tar.gz of one, the pickled batches, or a download."""
+from __future__ import annotations
+
+import pickle
+import sys
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import Iterator, Optional
+
+import numpy as np
+
+from .cache import cached_arrays, source_key
+from .dataset import DataError, Dataset, Split, split_off_validation
+from .images import IMAGE_SUFFIXES, decode, stack
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CANDIDATES = ("cifar10-jpeg.tar.gz", "cifar10.tar.gz", "cifar10", "cifar10-jpeg",
+              "cifar-10-batches-py")
+
+
+def find_source(data_dir: Optional[Path]) -> Optional[Path]:
+    """The first CIFAR-10 copy in a known layout at or under `data_dir`."""
+    if data_dir is None:
+        return None
+    if data_dir.is_file() or _is_layout_dir(data_dir):
+        return data_dir
+    for name in CANDIDATES:
+        path = data_dir / name
+        if path.is_file() or _is_layout_dir(path):
+            return path
+    return None
+
+
+def _is_layout_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "train").is_dir() and (path / "test").is_dir()
+                              or (path / "data_batch_1").is_file())
+
+
+def load(data_dir: Optional[Path], resolution: Optional[int], val_fraction: float,
+         download: bool, cache_dir) -> Dataset:
+    source = find_source(data_dir)
+    if source is None and download:
+        source = _download(data_dir or Path("data"))
+    if source is None:
+        where = str(data_dir) if data_dir else "(no --data-dir and NAS_DATA_DIR unset)"
+        raise DataError(f"no CIFAR-10 found in {where}: looked for {', '.join(CANDIDATES)} or a "
+                        "folder with train/<class>/ and test/<class>/; pass --data-dir DIR (or set "
+                        "NAS_DATA_DIR), or add --download to fetch it with torchvision")
+    key = source_key(source, dataset="cifar10", resolution=resolution)
+    arrays, hit = cached_arrays(key, lambda: _decode(source, resolution), cache_dir)
+    train, val = split_off_validation(arrays["train_x"], arrays["train_y"], val_fraction)
+    test = Split(*_tensors(arrays["test_x"], arrays["test_y"]))
+    return Dataset("cifar10", list(CLASSES), train, val, test, str(source), cached=hit)
+
+
+def _tensors(x: np.ndarray, y: np.ndarray):
+    import torch
+    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+
+def _decode(source: Path, resolution: Optional[int]) -> dict[str, np.ndarray]:
+    if source.is_dir() and (source / "data_batch_1").is_file():
+        arrays = _read_pickles(source)
+        if resolution not in (None, 32):
+            raise DataError("the pickled CIFAR-10 batches are 32 px; resize in the trainer "
+                            "(the spec's resolution) instead of at load time")
+        return arrays
+    files = _iter_tar(source) if source.is_file() else _iter_dir(source)
+    out: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
+    print(f"decoding CIFAR-10 images from {source} (once; cached afterwards)", file=sys.stderr)
+    for split, cls, where, data in files:
+        if cls not in CLASSES:
+            raise DataError(f"{where}: unknown CIFAR-10 class folder {cls!r}")
+        out[split][0].append(decode(data, where, resolution))
+        out[split][1].append(CLASSES.index(cls))
+    for split, (images, _) in out.items():
+        if not images:
+            raise DataError(f"{source} has no {split}/<class>/ images")
+    return {"train_x": stack(out["train"][0], str(source)), "train_y": np.array(out["train"][1]),
+            "test_x": stack(out["test"][0], str(source)), "test_y": np.array(out["test"][1])}
+
+
+def _layout_parts(relpath: str) -> Optional[tuple[str, str]]:
+    """'[prefix/]train/cat/0001.jpg' -> ('train', 'cat'); anything else -> None."""
+    parts = PurePosixPath(relpath).parts
+    if len(parts) < 3 or PurePosixPath(relpath).suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    split, cls = parts[-3], parts[-2]
+    return (split, cls) if split in ("train", "test") else None
+
+
+def _iter_tar(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                parts = _layout_parts(member.name) if member.isfile() else None
+                if parts:
+                    f = tar.extractfile(member)
+                    yield parts[0], parts[1], f"{member.name} in {path}", f.read()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataError(f"cannot read archive {path}: {exc}") from exc
+
+
+def _iter_dir(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
+    for file in sorted(path.rglob("*")):
+        parts = _layout_parts(file.relative_to(path).as_posix()) if file.is_file() else None
+        if parts:
+            yield parts[0], parts[1], str(file), file.read_bytes()
+
+
+def _read_pickles(folder: Path) -> dict[str, np.ndarray]:
+    def read(name: str) -> tuple[np.ndarray, np.ndarray]:
+        path = folder / name
+        try:
+            with path.open("rb") as f:
+                batch = pickle.load(f, encoding="latin1")
+        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            raise DataError(f"cannot read CIFAR-10 batch {path}: {exc}") from exc
+        return batch["data"].reshape(-1, 3, 32, 32).astype(np.uint8), np.array(batch["labels"])
+
+    train = [read(f"data_batch_{i}") for i in range(1, 6)]
+    test_x, test_y = read("test_batch")
+    return {"train_x": np.concatenate([x for x, _ in train]),
+            "train_y": np.concatenate([y for _, y in train]), "test_x": test_x, "test_y": test_y}
+
+
+def _download(root: Path) -> Path:
+    """torchvision's downloader, for users with internet; it writes cifar-10-batches-py."""
+    from torchvision.datasets import CIFAR10
+
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        CIFAR10(str(root), train=True, download=True)
+    except Exception as exc:  # network errors come in many types
+        raise DataError(f"downloading CIFAR-10 into {root} failed ({exc}); place a copy there "
+                        "and pass --data-dir") from exc
+    return root / "cifar-10-batches-py"

@@ -1,0 +1,42 @@
+"""Decoding image files to uint8 arrays, with errors that name the file."""
+from __future__ import annotations
+
+import io
+from typing import Optional
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .dataset import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".tif", ".tiff")
+
+
+def decode(data: bytes, where: str, resolution: Optional[int] = None) -> np.ndarray:
+    """Bytes of an image file -> H x W x 3 uint8, optionally resized (short side) and centre-cropped."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img = img.convert("RGB")
+            if resolution is not None and img.size != (resolution, resolution):
+                img = _resize_center_crop(img, resolution)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot decode image {where}: {exc}") from exc
+
+
+def _resize_center_crop(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    scale = size / min(w, h)
+    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+    w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def stack(arrays: list[np.ndarray], where: str) -> np.ndarray:
+    """H x W x C arrays -> N x C x H x W, refusing mixed sizes with a clear message."""
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise DataError(f"images in {where} have different sizes {sorted(shapes)[:3]}; "
+                        "give a --data-resolution to resize them")
+    return np.stack(arrays).transpose(0, 3, 1, 2).copy()

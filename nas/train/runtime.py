@@ -1,0 +1,59 @@
+"""How (not what) a run computes: device, CUDA graphs, compile, cuDNN autotuning, layout."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..errors import NasError
+
+# Measured (results/benchmarks/trainer.jsonl): channels_last pays at ImageNet sizes and
+# costs at CIFAR sizes for MBConv nets; the crossover lies between the two.
+CHANNELS_LAST_FROM_PX = 96
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    cuda_graphs: bool = True        # capture the training step (GPU only)
+    compile: bool = False           # torch.compile: minutes per new architecture, for long runs
+    cudnn_benchmark: bool = False   # autotuning costs 13-28 s per new net: off for searches
+    channels_last: str = "auto"     # auto | on | off
+    eval_batch_size: int = 1024
+    threads: Optional[int] = None   # CPU threads (default: all cores)
+    quiet: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise NasError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NasError(f"device {name} asked for, but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+def amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    return torch.bfloat16
+
+
+def use_channels_last(runtime: Runtime, device: torch.device, resolution: int) -> bool:
+    if runtime.channels_last != "auto":
+        return runtime.channels_last == "on"
+    return device.type == "cuda" and resolution >= CHANNELS_LAST_FROM_PX
+
+
+def configure(runtime: Runtime, device: torch.device) -> None:
+    if device.type == "cpu":
+        torch.set_num_threads(runtime.threads or os.cpu_count() or 1)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = runtime.cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
