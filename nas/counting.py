@@ -21,7 +21,7 @@ from torch import nn
 
 from .blocks import bottleneck_width, expanded_width, se_width
 from .builder import block_configs
-from .spec import ArchSpec
+from .spec import ArchSpec, StageSpec
 
 
 @dataclass(frozen=True)
@@ -70,41 +70,58 @@ def _layers(spec: ArchSpec, resolution: int) -> Iterator[tuple[Conv | None, int]
     if spec.stem.pool:
         hw = _out(hw, 2)
     for _, stage, cin, cout, stride in block_configs(spec):
-        out_hw = _out(hw, stride)
-        if stage.block in ("mbconv", "ds"):
-            hidden = expanded_width(cin, stage.expand)
-            if stage.expand != 1:
-                yield Conv(cin, hidden, 1, 1, hw), hw * hw * hidden
-            yield Conv(hidden, hidden, stage.kernel, hidden, out_hw), out_hw ** 2 * hidden
-            yield from _se(stage.se, cin, hidden, out_hw)
-            yield Conv(hidden, cout, 1, 1, out_hw), 0
-            residual = stage.skip and stride == 1 and cin == cout
-        elif stage.block == "conv":
-            yield Conv(cin, cout, stage.kernel, 1, out_hw), out_hw ** 2 * cout
-            yield from _se(stage.se, cin, cout, out_hw)
-            residual = stage.skip and stride == 1 and cin == cout
-        else:  # ResNet blocks: activation after the add, projection shortcut if needed
-            if stage.block == "basic":
-                yield Conv(cin, cout, stage.kernel, 1, out_hw), out_hw ** 2 * cout
-                yield Conv(cout, cout, stage.kernel, 1, out_hw), 0
-            else:
-                width = bottleneck_width(cout, stage.expand)
-                yield Conv(cin, width, 1, 1, hw), hw * hw * width
-                yield Conv(width, width, stage.kernel, 1, out_hw), out_hw ** 2 * width
-                yield Conv(width, cout, 1, 1, out_hw), 0
-            yield from _se(stage.se, cin, cout, out_hw)
-            if stage.skip and (stride != 1 or cin != cout):
-                yield Conv(cin, cout, 1, 1, out_hw), 0
-            residual = stage.skip
-            yield None, out_hw ** 2 * cout  # activation after the add
-        if residual:
-            yield None, out_hw ** 2 * cout
-        hw = out_hw
+        yield from block_layers(stage, cin, cout, stride, hw)
+        hw = _out(hw, stride)
     last = spec.stages[-1].out
     if spec.head.channels:
         yield Conv(last, spec.head.channels, 1, 1, hw), hw * hw * spec.head.channels
         last = spec.head.channels
     yield None, hw * hw * last  # global average pool
+
+
+def block_layers(stage: StageSpec, cin: int, cout: int, stride: int, hw: int
+                 ) -> Iterator[tuple[Conv | None, int]]:
+    """The layers of one block of `stage` on a hw x hw input."""
+    out_hw = _out(hw, stride)
+    if stage.block in ("mbconv", "ds"):
+        hidden = expanded_width(cin, stage.expand)
+        if stage.expand != 1:
+            yield Conv(cin, hidden, 1, 1, hw), hw * hw * hidden
+        yield Conv(hidden, hidden, stage.kernel, hidden, out_hw), out_hw ** 2 * hidden
+        yield from _se(stage.se, cin, hidden, out_hw)
+        yield Conv(hidden, cout, 1, 1, out_hw), 0
+        residual = stage.skip and stride == 1 and cin == cout
+    elif stage.block == "conv":
+        yield Conv(cin, cout, stage.kernel, 1, out_hw), out_hw ** 2 * cout
+        yield from _se(stage.se, cin, cout, out_hw)
+        residual = stage.skip and stride == 1 and cin == cout
+    else:  # ResNet blocks: activation after the add, projection shortcut if needed
+        if stage.block == "basic":
+            yield Conv(cin, cout, stage.kernel, 1, out_hw), out_hw ** 2 * cout
+            yield Conv(cout, cout, stage.kernel, 1, out_hw), 0
+        else:
+            width = bottleneck_width(cout, stage.expand)
+            yield Conv(cin, width, 1, 1, hw), hw * hw * width
+            yield Conv(width, width, stage.kernel, 1, out_hw), out_hw ** 2 * width
+            yield Conv(width, cout, 1, 1, out_hw), 0
+        yield from _se(stage.se, cin, cout, out_hw)
+        if stage.skip and (stride != 1 or cin != cout):
+            yield Conv(cin, cout, 1, 1, out_hw), 0
+        residual = stage.skip
+        yield None, out_hw ** 2 * cout  # activation after the add
+    if residual:
+        yield None, out_hw ** 2 * cout
+
+
+def stage_macs(stage: StageSpec, cin: int, hw: int) -> tuple[int, int]:
+    """(MACs of all blocks of `stage` on a cin x hw x hw input, output size)."""
+    macs = 0
+    for i in range(stage.repeats):
+        stride = stage.stride if i == 0 else 1
+        macs += sum(conv.macs for conv, _ in block_layers(stage, cin, stage.out, stride, hw)
+                    if conv is not None)
+        cin, hw = stage.out, _out(hw, stride)
+    return macs, hw
 
 
 def _se(ratio: float, cin: int, channels: int, hw: int) -> Iterator[tuple[Conv | None, int]]:

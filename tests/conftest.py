@@ -40,3 +40,19 @@ def tiny_spec() -> ArchSpec:
         "stages": ["mbconv_r1_k3_s1_e1_c16_se0.25", "mbconv_r2_k3_s2_e4_c24_se0.25",
                    "mbconv_r2_k5_s2_e4_c40_se0.25"],
         "head": {"channels": 128}, "dropout": 0.1, "drop_path": 0.1})
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server (see tests/postgres.py)."""
+    from postgres import start_server
+
+    gen = start_server()
+    try:
+        url = next(gen)
+    except (RuntimeError, OSError, __import__("subprocess").CalledProcessError) as exc:
+        if os.environ.get("NAS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL required but could not start: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    yield url
+    next(gen, None)

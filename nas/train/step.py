@@ -77,19 +77,21 @@ class TrainStep:
         """Capture the step in a CUDA graph. Warm-up steps run on the real state, which is
         snapshotted first and restored in place afterwards, so training is unchanged."""
         snapshot = self._snapshot()
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(warmup_steps):
-                self.optimizer.zero_grad()
+        try:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(warmup_steps):
+                    self.optimizer.zero_grad()
+                    self._step()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self.optimizer.zero_grad()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
                 self._step()
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        self.optimizer.zero_grad()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._step()
-        self._restore(snapshot)
-        self.graph = graph
+            self.graph = graph
+        finally:
+            self._restore(snapshot)
 
     def _snapshot(self) -> dict:
         return {

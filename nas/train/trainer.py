@@ -164,7 +164,14 @@ def train(spec: ArchSpec, dataset: Dataset, recipe: Recipe, *, runtime: Runtime 
                          params=count.params, resolution=spec.resolution, device=str(device))
     try:
         if device.type == "cuda" and runtime.cuda_graphs and not runtime.compile:
-            stepper.capture()
+            try:
+                stepper.capture()
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except RuntimeError as exc:  # keep training: eager is slower, not wrong
+                say(f"warning: CUDA graph capture failed ({str(exc).splitlines()[0]}); "
+                    "training eagerly")
+                stepper.optimizer.zero_grad()
         result.setup_seconds = time.perf_counter() - wall_start
         if not quiet:
             say(f"training {spec.name} ({count.params:,} params, {count.macs / 1e6:.1f} M MACs at "

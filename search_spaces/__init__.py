@@ -1,0 +1,1 @@
+"""Search-space definitions (YAML), shipped as package data; see nas.search.space."""

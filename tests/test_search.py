@@ -1,0 +1,176 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.search.engine import SearchConfig, run_search
+from nas.search.report import pareto_front
+from conftest import ROOT
+
+BASE = ["search", "--space", "tiny", "--dataset", "digits", "--recipe", "smoke", "--device", "cpu"]
+
+
+def _run(out, *extra):
+    return main(BASE + ["--out", str(out), *extra])
+
+
+def test_search_end_to_end_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, "--target-macs", "1.5M", "--trials", "5", "--seed", "1") == 0
+    printed = capsys.readouterr().out
+    assert "trial #0" in printed and "ETA" in printed and "search cost:" in printed
+    for name in ("trials.csv", "pareto.csv", "best.yaml", "summary.md", "pareto.png", "history.png",
+                 "cost.json", "search.yaml", "study.journal"):
+        assert (out / name).is_file(), name
+    df = pd.read_csv(out / "trials.csv")
+    assert list(df["baseline"][:2]) == ["tiny-mbconv", "tiny-separable"]  # baselines run first
+    trained = df[df["status"].isin(["trained", "pruned"])]
+    assert len(trained) == 5
+    assert trained["val_acc"].between(0, 1).all() and (trained["seconds"] > 0).all()
+    assert (trained["latency_ms"] > 0).all()
+    cost = json.loads((out / "cost.json").read_text())
+    assert cost["trained"] + cost["pruned"] == 5 and cost["training_images_seen"] > 0
+    assert cost["devices"] == ["cpu"]
+    # the best spec is standalone: nas flops on it gives the MACs recorded for its trial
+    summary = (out / "summary.md").read_text()
+    assert "best (searched)" in summary and "baseline: tiny-mbconv" in summary
+    assert main(["flops", str(out / "best.yaml"), "--json"]) == 0
+    flops = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    best_trial = int(summary.split("| best (searched) | ")[1].split(" |")[0])
+    assert flops["macs"] == flops["macs_fvcore"] == df.loc[df["number"] == best_trial, "macs"].item()
+    # pareto.csv is a non-dominated set of the trained candidates
+    front = pd.read_csv(out / "pareto.csv")
+    assert front["val_acc"].is_monotonic_increasing and front["macs"].is_monotonic_increasing
+
+
+def _archs(out):
+    return list(pd.read_csv(out / "trials.csv").sort_values("number")["arch"])
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_same_seed_same_sequence_of_specs(tmp_path, sampler):
+    for name in ("a", "b"):
+        assert _run(tmp_path / name, "--target-macs", "2M", "--trials", "6", "--seed", "7",
+                    "--sampler", sampler, "--pruner", "none") == 0
+    assert _archs(tmp_path / "a") == _archs(tmp_path / "b")
+    assert _run(tmp_path / "c", "--target-macs", "2M", "--trials", "6", "--seed", "8",
+                "--sampler", sampler, "--pruner", "none") == 0
+    assert _archs(tmp_path / "c")[2:] != _archs(tmp_path / "a")[2:]
+
+
+def test_hard_mode_trains_nothing_above_the_target(tmp_path):
+    out = tmp_path / "hard"
+    assert _run(out, "--objective", "hard", "--target-macs", "1M", "--trials", "4",
+                "--sampler", "random", "--seed", "3") == 0
+    df = pd.read_csv(out / "trials.csv")
+    trained = df[df["status"].isin(["trained", "pruned", "diverged"])]
+    rejected = df[df["status"] == "rejected"]
+    assert len(trained) == 4 and len(rejected) >= 1  # the 2.2M baseline at least
+    assert (trained["macs"] <= 1_000_000).all()
+    assert (rejected["macs"] > 1_000_000).all()
+    assert rejected["epochs"].isna().all() and rejected["images_seen"].isna().all()
+    assert (rejected["seconds"] < 0.5).all()
+    assert yaml.safe_load((out / "best.yaml").read_text())  # a best within budget exists
+
+
+def test_pareto_mode_returns_the_front(tmp_path):
+    out = tmp_path / "pareto"
+    assert _run(out, "--objective", "pareto", "--target-macs", "2M", "--trials", "6",
+                "--sampler", "nsga2") == 0
+    df = pd.read_csv(out / "trials.csv")
+    front = pd.read_csv(out / "pareto.csv")
+    study = optuna.load_study(study_name="pareto", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "study.journal"))))
+    assert sorted(t.number for t in study.best_trials) == sorted(front["number"])
+    for _, row in front.iterrows():
+        dominated = df[(df["val_acc"] >= row["val_acc"]) & (df["macs"] <= row["macs"])
+                       & ((df["val_acc"] > row["val_acc"]) | (df["macs"] < row["macs"]))]
+        assert dominated.empty
+
+
+def test_target_below_the_smallest_candidate_is_refused_before_any_trial(tmp_path, capsys):
+    out = tmp_path / "low"
+    assert _run(out, "--target-macs", "100k", "--trials", "3") == 2
+    err = capsys.readouterr().err
+    assert "below the smallest candidate of space tiny: 329,344 MACs" in err
+    assert not (out / "study.journal").exists()
+
+
+def test_changed_settings_are_refused_and_more_trials_extend(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, "--target-macs", "2M", "--trials", "3") == 0
+    before = pd.read_csv(out / "trials.csv")
+    assert _run(out, "--target-macs", "3M", "--trials", "3") == 2
+    assert "other settings (target_macs differ)" in capsys.readouterr().err
+    assert _run(out, "--target-macs", "2M", "--trials", "3") == 0  # nothing left to do
+    assert len(pd.read_csv(out / "trials.csv")) == len(before)
+    assert _run(out, "--target-macs", "2M", "--trials", "5") == 0
+    after = pd.read_csv(out / "trials.csv")
+    assert (after["status"].isin(["trained", "pruned"])).sum() == 5
+    pd.testing.assert_frame_equal(after.iloc[:len(before)][["number", "arch", "val_acc"]],
+                                  before[["number", "arch", "val_acc"]])
+
+
+def test_killed_search_resumes_with_nothing_lost_or_repeated(tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "nas", *BASE, "--target-macs", "2M", "--trials", "6",
+           "--pruner", "none", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = lambda: optuna.storages.JournalStorage(  # noqa: E731
+        optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    deadline = time.time() + 120
+    done = []
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if (out / "study.journal").exists():
+            try:
+                trials = optuna.load_study(study_name="killed", storage=storage()).trials
+            except Exception:
+                continue
+            done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+            if len(done) >= 2 and any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(done) >= 2, "the search did not get going"
+    finished = {t.number: (t.user_attrs["arch"], t.value) for t in done}
+    assert main(BASE + ["--target-macs", "2M", "--trials", "6", "--pruner", "none", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "trials.csv")
+    trained = df[df["status"] == "trained"]
+    assert len(trained) == 6
+    assert trained["arch"].is_unique  # nothing trained twice
+    for number, (arch, value) in finished.items():  # nothing finished was lost
+        row = df[df["number"] == number].iloc[0]
+        assert row["arch"] == arch and row["reward"] == pytest.approx(value)
+    retried = df[df["retry_of"].notna()]
+    assert len(retried) >= 1  # the trial running at the kill was queued again
+    killed = df[df["number"].isin(retried["retry_of"])]
+    assert (killed["state"] == "FAIL").all()
+
+
+def test_two_workers_share_one_study(tmp_path):
+    out = tmp_path / "workers"
+    assert _run(out, "--target-macs", "2M", "--trials", "4", "--workers", "2", "--pruner", "none") == 0
+    df = pd.read_csv(out / "trials.csv")
+    assert set(df["worker"].dropna().astype(int)) == {0, 1}
+    assert (df["status"] == "trained").sum() >= 4
+
+
+def test_postgres_storage(tmp_path, postgres_url):
+    out = tmp_path / "pg"
+    args = ["--target-macs", "2M", "--trials", "3", "--storage", postgres_url, "--study-name", "pg-test"]
+    assert _run(out, *args) == 0
+    study = optuna.load_study(study_name="pg-test", storage=postgres_url)
+    assert sum(t.user_attrs.get("status") == "trained" for t in study.trials) == 3
+    assert not (out / "study.journal").exists()
+    assert _run(out, *args[:3], "5", *args[4:]) == 0  # resume from the server, two more
+    study = optuna.load_study(study_name="pg-test", storage=postgres_url)
+    assert sum(t.user_attrs.get("status") == "trained" for t in study.trials) == 5
