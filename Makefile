@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= runs/demo
+DEMO_ARGS ?= --space tiny --dataset digits --target-macs 1.5M --trials 16 --recipe demo --grid-closest 4 --phi 1,2,3
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo clean-demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,12 +20,18 @@ venv: $(VENV)/.installed
 test: venv
 	$(PY) -m pytest
 
+# The main job on the built-in digits data: search -> grid -> emission -> training -> report.
+# Re-running resumes (finished steps are skipped); `make clean-demo` starts over.
 demo: venv
-	$(VENV)/bin/nas flops efficientnet-b0
-	$(VENV)/bin/nas show efficientnet-b0-cifar
+	$(VENV)/bin/nas pipeline $(DEMO_ARGS) --out $(DEMO_OUT)
+	@echo "demo outputs in $(DEMO_OUT): report.md, scaling.png, search/, grid/, scaled/, train/"
+
+clean-demo:
+	rm -rf $(DEMO_OUT)
 
 bench: venv
 	$(PY) benchmarks/counting.py
+	$(PY) benchmarks/trainer.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,122 @@
+"""Emit scaled models: compound (alpha^phi, beta^phi, gamma^phi) or the released B1-B7 table."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nas.counting import analytic_count
+from nas.presets import EFFICIENTNET, efficientnet_variant
+from nas.rounding import round_resolution, scale_spec
+from nas.spec import ArchSpec
+
+from .coefficients import TARGET_FACTOR, CoefficientError, Coefficients
+
+# the released B0..B7 dropout rates, indexed by phi
+PAPER_DROPOUT = [0.2, 0.2, 0.3, 0.3, 0.4, 0.4, 0.5, 0.5]
+
+
+@dataclass(frozen=True)
+class ScaledModel:
+    name: str
+    phi: float
+    depth: float
+    width: float
+    resolution: int
+    dropout: float
+    spec: ArchSpec
+
+
+def parse_phis(text: str) -> list[float]:
+    """'1..7' -> [1..7]; '1,2,3'; '-1,0.5,2'; '-2..2'."""
+    text = text.replace(" ", "")
+    values: list[float] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"(-?\d+)\.\.(-?\d+)", part)
+        try:
+            if match:
+                lo, hi = int(match.group(1)), int(match.group(2))
+                if hi < lo:
+                    raise ValueError
+                values.extend(float(v) for v in range(lo, hi + 1))
+            elif part:
+                values.append(float(part))
+        except ValueError:
+            raise CoefficientError(f"cannot read --phi {text!r}; write e.g. 1..7, 1,2,3 or -1,0.5,2") from None
+    if not values:
+        raise CoefficientError("--phi names no value")
+    return values
+
+
+def dropout_for(phi: float, base_dropout: float) -> float:
+    """The paper's dropout rising from 0.2 (B0) to 0.5 (B7), as an offset on the base's rate;
+    interpolated between integer phi, held beyond B7, lowered 0.05 per step below phi = 0."""
+    offset = (np.interp(phi, range(8), PAPER_DROPOUT) - PAPER_DROPOUT[0]) if phi >= 0 else 0.05 * phi
+    return float(min(0.9, max(0.0, round(base_dropout + offset, 4))))
+
+
+def _fmt_phi(phi: float) -> str:
+    return f"{phi:g}".replace("-", "m")
+
+
+def compound_model(base: ArchSpec, c: Coefficients, phi: float, multiple: int = 8) -> ScaledModel:
+    """depth alpha^phi, width beta^phi, resolution r0 * gamma^phi rounded to `multiple` pixels."""
+    depth, width = c.alpha ** phi, c.beta ** phi
+    resolution = round_resolution(base.resolution * c.gamma ** phi, multiple)
+    dropout = dropout_for(phi, base.dropout)
+    name = f"{base.name}-phi{_fmt_phi(phi)}"
+    spec = scale_spec(base, depth=depth, width=width, resolution=resolution, dropout=dropout, name=name)
+    return ScaledModel(name, phi, depth, width, resolution, dropout, spec)
+
+
+def emit_compound(base: ArchSpec, c: Coefficients, phis: list[float], multiple: int = 8
+                  ) -> list[ScaledModel]:
+    return [compound_model(base, c, phi, multiple) for phi in phis]
+
+
+def emit_paper(base: ArchSpec, phis: list[float]) -> list[ScaledModel]:
+    """The released EfficientNet B1-B7 coefficients applied to an EfficientNet-shaped base."""
+    if len(base.stages) != 7:
+        raise CoefficientError(f"--paper needs an EfficientNet-shaped base (7 stages); {base.name} has "
+                               f"{len(base.stages)}. Use --coefficients for other bases")
+    bad = [p for p in phis if p not in range(0, 8)]
+    if bad:
+        raise CoefficientError(f"--paper knows phi = 0..7 only (B0-B7), not {bad[0]:g}")
+    models = []
+    for phi in phis:
+        key = f"b{int(phi)}"
+        c = EFFICIENTNET[key]
+        name = base.name.replace("b0", key) if "b0" in base.name else f"{base.name}-{key}"
+        spec = efficientnet_variant(base, key, name=name)
+        models.append(ScaledModel(name, phi, c.depth, c.width, spec.resolution, spec.dropout, spec))
+    return models
+
+
+def scaled_table(base: ArchSpec, models: list[ScaledModel], factor: float) -> pd.DataFrame:
+    """One row per model: coefficients, counts, realised MACs ratio next to the nominal ones."""
+    base_macs = analytic_count(base).macs
+    rows = []
+    for m in models:
+        count = analytic_count(m.spec)
+        realised = count.macs / base_macs
+        rows.append({
+            "name": m.name, "phi": m.phi, "depth": round(m.depth, 4), "width": round(m.width, 4),
+            "resolution": m.resolution, "dropout": m.dropout, "blocks": m.spec.blocks,
+            "macs": count.macs, "params": count.params, "realised_ratio": round(realised, 4),
+            "formula_ratio": round(factor ** m.phi, 4), "ideal_ratio": TARGET_FACTOR ** m.phi,
+            "deviation_vs_formula_pct": round((realised / factor ** m.phi - 1) * 100, 2),
+            "deviation_vs_2phi_pct": round((realised / TARGET_FACTOR ** m.phi - 1) * 100, 2),
+        })
+    return pd.DataFrame(rows)
+
+
+def write_emission(out: Path, base: ArchSpec, models: list[ScaledModel], factor: float) -> pd.DataFrame:
+    out.mkdir(parents=True, exist_ok=True)
+    table = scaled_table(base, models, factor)
+    for m in models:
+        m.spec.save(out / f"{m.name}.yaml")
+    table.to_csv(out / "scaled.csv", index=False)
+    return table

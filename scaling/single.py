@@ -1,0 +1,81 @@
+"""Single-dimension scaling (the paper's Figure 3 / Table 3): depth, width or resolution only,
+each solved for the multiplier whose realised MACs land nearest a target ratio."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from nas.counting import analytic_macs
+from nas.rounding import scale_spec
+from nas.spec import ArchSpec
+
+from .coefficients import CoefficientError
+
+DIMENSIONS = ("depth", "width", "resolution")
+
+
+@dataclass(frozen=True)
+class SingleScaled:
+    dimension: str
+    target_ratio: float
+    multiplier: float
+    realised_ratio: float
+    below: float   # nearest achievable ratio at or below the target
+    above: float   # nearest achievable ratio at or above the target
+    spec: ArchSpec
+
+    @property
+    def error_pct(self) -> float:
+        return (self.realised_ratio / self.target_ratio - 1) * 100
+
+
+def parse_targets(text: str) -> list[float]:
+    """'2x,4x,0.5x' -> [2.0, 4.0, 0.5]."""
+    try:
+        values = [float(t.strip().rstrip("xX")) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v <= 0 for v in values):
+        raise CoefficientError(f"cannot read --targets {text!r}; write MACs ratios such as 2x,4x,0.5x")
+    return values
+
+
+def _candidates(base: ArchSpec, dimension: str, max_ratio: float) -> Iterator[tuple[float, ArchSpec]]:
+    """Every distinct realisation of one dimension over a fine multiplier sweep."""
+    if dimension == "resolution":
+        top = int(base.resolution * np.sqrt(max_ratio) * 1.3) + 16
+        for r in range(8, top + 1, 8):  # resolutions are multiples of 8
+            yield r / base.resolution, base.replace(resolution=r)
+        return
+    if dimension == "depth":
+        grid = np.arange(0.05, max_ratio * 1.5 + 0.1, 0.01)
+    else:
+        grid = np.arange(0.05, np.sqrt(max_ratio) * 1.5 + 0.1, 0.005)
+    seen = set()
+    for m in grid:
+        spec = scale_spec(base, **{dimension: float(round(m, 4))})
+        key = spec.arch_string() + f"|{spec.stem.channels}|{spec.head.channels}"
+        if key not in seen:
+            seen.add(key)
+            yield float(round(m, 4)), spec
+
+
+def scale_single(base: ArchSpec, dimension: str, targets: list[float]) -> list[SingleScaled]:
+    if dimension not in DIMENSIONS:
+        raise CoefficientError(f"unknown dimension {dimension!r}; choose one of {', '.join(DIMENSIONS)}")
+    base_macs = analytic_macs(base)
+    options = [(m, spec, analytic_macs(spec) / base_macs)
+               for m, spec in _candidates(base, dimension, max(targets))]
+    ratios = np.array([r for _, _, r in options])
+    results = []
+    for target in targets:
+        i = int(np.argmin(np.abs(ratios - target)))
+        below = ratios[ratios <= target].max(initial=0.0)
+        above = ratios[ratios >= target].min(initial=np.inf)
+        m, spec, realised = options[i]
+        name = f"{base.name}-{dimension}{target:g}x"
+        results.append(SingleScaled(dimension, target, m, realised, float(below), float(above),
+                                    spec.replace(name=name)))
+    return results
