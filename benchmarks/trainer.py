@@ -73,8 +73,8 @@ def eager_images_per_s(spec, batch: int, steps: int, device: torch.device, chann
     return batch / statistics.median(times)
 
 
-def ours_images_per_s(spec, batch: int, steps: int, device: torch.device, channels_last: str) -> tuple[float, float]:
-    dataset = synthetic(batch * steps, spec.resolution, spec.num_classes)
+def ours_images_per_s(spec, dataset: Dataset, batch: int, device: torch.device,
+                      channels_last: str) -> tuple[float, float]:
     recipe = Recipe(epochs=3, batch_size=batch, lr=0.01, bn_momentum=0.1, label_smoothing=0.1)
     result = train(spec, dataset, recipe, runtime=Runtime(device=str(device), quiet=True,
                                                            channels_last=channels_last))
@@ -96,11 +96,12 @@ def main() -> None:
         spec = load_preset(preset).replace(resolution=resolution, num_classes=10 if "cifar" in preset else 1000)
         auto_layout_cl = device.type == "cuda" and resolution >= 96
         eager = eager_images_per_s(spec, batch, steps, device, channels_last=auto_layout_cl)
-        ours, setup = ours_images_per_s(spec, batch, steps, device, "auto")
+        dataset = synthetic(batch * steps, resolution, spec.num_classes)
+        ours, setup = ours_images_per_s(spec, dataset, batch, device, "auto")
         layouts = {}
         if device.type == "cuda":
             for layout in ("on", "off"):
-                layouts[layout] = ours_images_per_s(spec, batch, steps, device, layout)[0]
+                layouts[layout] = ours_images_per_s(spec, dataset, batch, device, layout)[0]
         row = {"preset": preset, "resolution": resolution, "batch": batch, "eager_img_s": eager,
                "ours_img_s": ours, "ratio": ours / eager, "ours_setup_s": setup,
                "ours_channels_last_img_s": layouts.get("on"), "ours_nchw_img_s": layouts.get("off"),

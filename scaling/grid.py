@@ -55,8 +55,9 @@ class GridConfig:
     data_dir: Optional[str] = None
     val_fraction: float = 0.1
     resolution_multiple: int = 8
+    timeout: Optional[float] = None  # seconds after which no new point starts
 
-    RESUMABLE = ("workers", "device", "storage", "data_dir")
+    RESUMABLE = ("workers", "device", "storage", "data_dir", "timeout")
 
     @property
     def name(self) -> str:
@@ -150,7 +151,7 @@ def _worker(config: GridConfig, worker: int, log: Callable[[str], None] = print)
     study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler)
     if _remaining(study, len(runner.points)) == 0:
         return
-    study.optimize(runner, catch=(TrainError,))
+    study.optimize(runner, catch=(TrainError,), timeout=config.timeout)
 
 
 def _worker_process(config_dict: dict, worker: int) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nas.data import load_dataset
-from nas.recipe import Recipe, RecipeError, resolve_recipe
+from nas.recipe import Recipe, RecipeError, recipe_names, resolve_recipe
 from nas.train import Runtime, TrainError, train
 from nas.train.augment import crop_flip, resize
 from nas.train.optim import AdamW, RMSPropTF, SGDNesterov, lr_schedule
@@ -213,7 +213,7 @@ def test_recipe_validation(changes, message):
 
 
 def test_recipe_files(tmp_path):
-    for name in ("smoke", "proxy", "full"):
+    for name in recipe_names():
         assert resolve_recipe(name).name == name
     path = tmp_path / "r.yaml"
     path.write_text("epochs: 3\nlearning_rate: 0.1\n")

@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", required=True, help="base spec YAML or preset (e.g. a search's best.yaml)")
     p.add_argument("--dataset", required=True)
     p.add_argument("--data-dir")
+    p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--step", type=float, default=0.05)
     p.add_argument("--tolerance", type=float, default=0.1, help="|alpha*beta^2*gamma^2 - 2| allowed")
     p.add_argument("--closest", type=int, help="only the K points closest to 2")
@@ -33,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", help="Optuna storage URL or journal file (default: DIR/study.journal)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--device", default="auto")
+    p.add_argument("--timeout", type=float,
+                   help="start no new point after this many seconds; re-run to go on")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_grid)
 
@@ -95,7 +98,8 @@ def cmd_grid(args: argparse.Namespace) -> int:
                         tolerance=args.tolerance, closest=args.closest, alpha_max=args.alpha_max,
                         beta_max=args.beta_max, gamma_max=args.gamma_max, recipe=args.recipe,
                         seed=args.seed, storage=args.storage, workers=args.workers, device=args.device,
-                        data_dir=args.data_dir, resolution_multiple=args.resolution_multiple)
+                        data_dir=args.data_dir, resolution_multiple=args.resolution_multiple,
+                        timeout=args.timeout, val_fraction=args.val_fraction)
     chosen = write_grid_outputs(run_grid(config), config)
     if chosen is None:
         print("no grid point finished; nothing chosen")

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="digits, cifar10 or imagefolder:PATH")
     p.add_argument("--data-dir", help="where cifar10 lives (default: $NAS_DATA_DIR)")
     p.add_argument("--data-resolution", type=int, help="decode image folders at this size")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the training data held out for validation (default 0.1)")
     p.add_argument("--target-macs", required=True, type=parse_macs,
                    help="MACs target T (the paper's FLOPs), e.g. 400M or 116167168")
     p.add_argument("--objective", choices=MODES, default="reward",
@@ -31,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study-name", help="study name in a shared storage (default: the --out folder name)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (one per GPU if several)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--timeout", type=float,
+                   help="start no new trial after this many seconds; outputs are written, re-run to go on")
     p.add_argument("--out", required=True, help="run directory; re-running the command resumes it")
     p.set_defaults(func=cmd_search)
 
@@ -41,7 +45,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         objective=args.objective, w=args.w, w_above=args.w_above, trials=args.trials,
         sampler=args.sampler, pruner=args.pruner, seed=args.seed, recipe=args.recipe,
         storage=args.storage, study_name=args.study_name, workers=args.workers, device=args.device,
-        data_dir=args.data_dir, data_resolution=args.data_resolution)
+        data_dir=args.data_dir, data_resolution=args.data_resolution, timeout=args.timeout,
+        val_fraction=args.val_fraction)
     study = run_search(config)
     space = load_space(config.space)
     from ..data import load_dataset

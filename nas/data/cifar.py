@@ -11,7 +11,7 @@ import numpy as np
 
 from .cache import cached_arrays, source_key
 from .dataset import DataError, Dataset, Split, split_off_validation
-from .images import IMAGE_SUFFIXES, decode, stack
+from .images import IMAGE_SUFFIXES, decode_many, stack
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CANDIDATES = ("cifar10-jpeg.tar.gz", "cifar10.tar.gz", "cifar10", "cifar10-jpeg",
@@ -46,6 +46,8 @@ def load(data_dir: Optional[Path], resolution: Optional[int], val_fraction: floa
         raise DataError(f"no CIFAR-10 found in {where}: looked for {', '.join(CANDIDATES)} or a "
                         "folder with train/<class>/ and test/<class>/; pass --data-dir DIR (or set "
                         "NAS_DATA_DIR), or add --download to fetch it with torchvision")
+    if resolution == 32:
+        resolution = None  # native size: one cache entry, no resampling
     key = source_key(source, dataset="cifar10", resolution=resolution)
     arrays, hit = cached_arrays(key, lambda: _decode(source, resolution), cache_dir)
     train, val = split_off_validation(arrays["train_x"], arrays["train_y"], val_fraction)
@@ -65,13 +67,16 @@ def _decode(source: Path, resolution: Optional[int]) -> dict[str, np.ndarray]:
             raise DataError("the pickled CIFAR-10 batches are 32 px; resize in the trainer "
                             "(the spec's resolution) instead of at load time")
         return arrays
-    files = _iter_tar(source) if source.is_file() else _iter_dir(source)
+    files = list(_iter_tar(source) if source.is_file() else _iter_dir(source))
     out: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
-    print(f"decoding CIFAR-10 images from {source} (once; cached afterwards)", file=sys.stderr)
-    for split, cls, where, data in files:
+    print(f"decoding {len(files):,} CIFAR-10 images from {source} (once; cached afterwards)",
+          file=sys.stderr)
+    for split, cls, where, _ in files:
         if cls not in CLASSES:
             raise DataError(f"{where}: unknown CIFAR-10 class folder {cls!r}")
-        out[split][0].append(decode(data, where, resolution))
+    images = decode_many([(data, where) for _, _, where, data in files], resolution)
+    for (split, cls, _, _), image in zip(files, images):
+        out[split][0].append(image)
         out[split][1].append(CLASSES.index(cls))
     for split, (images, _) in out.items():
         if not images:

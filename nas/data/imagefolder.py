@@ -8,7 +8,7 @@ import numpy as np
 
 from .cache import cached_arrays, source_key
 from .dataset import DataError, Dataset, Split, split_off_validation
-from .images import IMAGE_SUFFIXES, decode, stack
+from .images import IMAGE_SUFFIXES, decode_many, stack
 
 TEST_FRACTION = 0.2
 
@@ -18,12 +18,13 @@ def _classes(folder: Path) -> list[str]:
 
 
 def _read(folder: Path, classes: list[str], resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = [], []
+    items, labels = [], []
     for label, cls in enumerate(classes):
         for file in sorted((folder / cls).rglob("*")):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(decode(file.read_bytes(), str(file), resolution))
+                items.append((file.read_bytes(), str(file)))
                 labels.append(label)
+    images = decode_many(items, resolution)
     if not images:
         raise DataError(f"no images found under {folder}/<class>/ (suffixes {', '.join(IMAGE_SUFFIXES)})")
     return stack(images, str(folder)), np.array(labels, dtype=np.int64)

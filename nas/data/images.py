@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from typing import Optional
 
 import numpy as np
@@ -22,6 +23,23 @@ def decode(data: bytes, where: str, resolution: Optional[int] = None) -> np.ndar
             return np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot decode image {where}: {exc}") from exc
+
+
+def _decode_chunk(items: list[tuple[bytes, str]], resolution: Optional[int]) -> list[np.ndarray]:
+    return [decode(data, where, resolution) for data, where in items]
+
+
+def decode_many(items: list[tuple[bytes, str]], resolution: Optional[int] = None,
+                chunk: int = 2000) -> list[np.ndarray]:
+    """Decode (bytes, name) pairs, in worker processes when there are many and cores to spare."""
+    workers = min(os.cpu_count() or 1, 16)
+    if len(items) < 2 * chunk or workers < 2:
+        return _decode_chunk(items, resolution)
+    from concurrent.futures import ProcessPoolExecutor
+
+    parts = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+    with ProcessPoolExecutor(workers) as pool:
+        return [img for part in pool.map(_decode_chunk, parts, [resolution] * len(parts)) for img in part]
 
 
 def _resize_center_crop(img: Image.Image, size: int) -> Image.Image:

@@ -60,9 +60,10 @@ class SearchConfig:
     data_resolution: Optional[int] = None
     val_fraction: float = 0.1
     latency_batch: int = 1
+    timeout: Optional[float] = None  # seconds after which no new trial starts
 
     # settings that may change between runs of the same search (the rest may not)
-    RESUMABLE = ("trials", "workers", "device", "storage", "data_dir")
+    RESUMABLE = ("trials", "workers", "device", "storage", "data_dir", "timeout")
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -244,7 +245,8 @@ def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = p
     if trained >= config.trials:
         return
     runner = TrialRunner(config, space, worker, log)
-    study.optimize(runner, callbacks=[_stop_when_done(config)], catch=(TrainError,))
+    study.optimize(runner, callbacks=[_stop_when_done(config)], catch=(TrainError,),
+                   timeout=config.timeout)
 
 
 def _worker_process(config_dict: dict, worker: int) -> None:

@@ -176,7 +176,9 @@ class WeightEMA:
         # TF's warm-up: the effective decay is min(decay, (1 + n) / (10 + n))
         self.updates.add_(1)
         decay = torch.clamp((1.0 + self.updates) / (10.0 + self.updates), max=self.decay)
-        torch._foreach_lerp_(self.shadow, [t.detach() for t in self.source], 1.0 - decay)
+        step = torch._foreach_sub([t.detach() for t in self.source], self.shadow)
+        torch._foreach_mul_(step, 1.0 - decay)  # shadow += (1 - decay) * (source - shadow)
+        torch._foreach_add_(self.shadow, step)
 
     def reset(self) -> None:
         torch._foreach_copy_(self.shadow, [t.detach() for t in self.source])

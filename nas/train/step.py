@@ -48,7 +48,8 @@ class TrainStep:
         loss = F.cross_entropy(logits.float(), self.y, label_smoothing=self.label_smoothing)
         loss.backward()
         with torch.no_grad():
-            self.optimizer.step(self.lrs[self.step_index])
+            # a gather, not `lrs[step]`: indexing by a tensor would sync, which a graph forbids
+            self.optimizer.step(self.lrs.index_select(0, self.step_index.view(1)).view(()))
             if self.ema is not None:
                 self.ema.update()
             self.loss_sum.add_(loss.detach())
