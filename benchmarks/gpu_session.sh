@@ -50,7 +50,7 @@ for p in "$@"; do
       phase decode 120 python3 -c "from nas.data import load_dataset; print(load_dataset('cifar10', data_dir='$DATA').summary())" ;;
     bench)
       if [ "${QUICK:-0}" = 1 ]; then phase bench 300 python3 benchmarks/trainer.py --quick --no-record
-      else phase bench 240 python3 benchmarks/trainer.py; fi ;;
+      else phase bench "${BENCH_S:-240}" python3 benchmarks/trainer.py; fi ;;
     proxy)
       phase proxy "$PROXY_S" $NAS train $BASE --dataset cifar10 --data-dir "$DATA" --recipe "$PROXY" $EXTRA --out "$RUNS/b0-proxy" ;;
     full)  # as many epochs (<= 40) as the proxy's measured img/s fit into FULL_S
