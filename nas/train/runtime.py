@@ -9,9 +9,10 @@ import torch
 
 from ..errors import NasError
 
-# Measured (results/benchmarks/trainer.jsonl): channels_last pays at ImageNet sizes and
-# costs at CIFAR sizes for MBConv nets; the crossover lies between the two.
-CHANNELS_LAST_FROM_PX = 96
+# Measured on an H200 with our trainer, cudnn.benchmark off (results/benchmarks/trainer.jsonl):
+# channels_last ran B0 2.6x faster at 224 px and 2.35x faster at 32 px (CIFAR stride plan)
+# than NCHW. (The 32-px penalty in shared/notes was measured with ImageNet strides and
+# cudnn.benchmark on.) So "auto" means channels_last on every CUDA device.
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,10 @@ def amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
     return torch.bfloat16
 
 
-def use_channels_last(runtime: Runtime, device: torch.device, resolution: int) -> bool:
+def use_channels_last(runtime: Runtime, device: torch.device) -> bool:
     if runtime.channels_last != "auto":
         return runtime.channels_last == "on"
-    return device.type == "cuda" and resolution >= CHANNELS_LAST_FROM_PX
+    return device.type == "cuda"
 
 
 def configure(runtime: Runtime, device: torch.device) -> None:

@@ -135,7 +135,7 @@ def train(spec: ArchSpec, dataset: Dataset, recipe: Recipe, *, runtime: Runtime 
     batch = min(recipe.batch_size, len(data))
     steps_per_epoch = len(data) // batch  # static shapes: the last partial batch is dropped
     amp = amp_dtype(recipe.precision, device)
-    channels_last = use_channels_last(runtime, device, spec.resolution)
+    channels_last = use_channels_last(runtime, device)
 
     model = build(spec, drop_path=recipe.drop_path, dropout=recipe.dropout).to(device)
     if recipe.bn_momentum is not None:
