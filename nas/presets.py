@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from .rounding import scale_spec
 from .spec import ArchSpec, SpecError
+from .yamlfile import named_file
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
@@ -83,13 +84,7 @@ def load_preset(name: str) -> ArchSpec:
 
 def resolve_spec(spec_or_preset: str) -> ArchSpec:
     """A YAML path or a preset name -> ArchSpec, with a one-line error otherwise."""
-    path = Path(spec_or_preset)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise SpecError(f"spec file {path} does not exist; give a spec YAML path or a preset "
-                            f"name ({', '.join(preset_names())})")
-        return ArchSpec.load(path)
-    return load_preset(spec_or_preset)
+    return ArchSpec.load(named_file(spec_or_preset, PRESET_DIR, "preset", SpecError))
 
 
 def _write_derived() -> None:

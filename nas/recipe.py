@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 import yaml
 
 from .errors import NasError
+from .yamlfile import named_file, read_yaml
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
@@ -102,13 +103,7 @@ class Recipe:
     @classmethod
     def load(cls, path: str | Path) -> "Recipe":
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise RecipeError(f"cannot read recipe file {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise RecipeError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from exc
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_yaml(path, "recipe file", RecipeError), str(path))
 
 
 def _num(value: Any) -> bool:
@@ -120,11 +115,5 @@ def recipe_names() -> list[str]:
 
 
 def resolve_recipe(name_or_path: str) -> Recipe:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return Recipe.load(path)
-    preset = RECIPE_DIR / f"{name_or_path}.yaml"
-    if not preset.is_file():
-        raise RecipeError(f"unknown recipe {name_or_path!r}; use a YAML file or one of "
-                          f"{', '.join(recipe_names())}")
-    return Recipe.load(preset)
+    """A recipe YAML path, or the name of a shipped recipe (smoke, demo, proxy, proxy-fast, full)."""
+    return Recipe.load(named_file(name_or_path, RECIPE_DIR, "recipe", RecipeError))

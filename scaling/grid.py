@@ -8,7 +8,6 @@ validation accuracy. Points that round to the same network reuse one training.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,8 @@ from nas.presets import resolve_spec
 from nas.progress import fmt_seconds
 from nas.recipe import resolve_recipe
 from nas.rounding import round_resolution, scale_spec
-from nas.search.storage import RunLock, SearchError, is_file_storage, make_storage, requeue_interrupted
+from nas.search.rundir import RunLock, pin_settings, spawn_workers
+from nas.search.storage import is_file_storage, make_storage, requeue_interrupted
 from nas.spec import ArchSpec
 from nas.train import Runtime, TrainError, train
 from nas.train.runtime import resolve_device
@@ -168,16 +168,7 @@ def run_grid(config: GridConfig, log: Callable[[str], None] = print) -> optuna.S
     points = config.points()
     resolve_spec(config.base)
     with RunLock(out):
-        saved = out / "grid.yaml"
-        if saved.exists():
-            before = yaml.safe_load(saved.read_text())
-            changed = [k for k, v in config.to_dict().items()
-                       if k not in GridConfig.RESUMABLE and before.get(k) != v]
-            if changed:
-                raise SearchError(f"{out} holds a grid with other settings ({', '.join(changed)} differ); "
-                                  "re-run with the same settings to resume it, or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        saved.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        pin_settings(out, "grid.yaml", config.to_dict(), GridConfig.RESUMABLE, "grid")
         storage = make_storage(config.storage, out)
         study = optuna.create_study(study_name=config.name, storage=storage, load_if_exists=True,
                                     direction="maximize")
@@ -193,13 +184,7 @@ def run_grid(config: GridConfig, log: Callable[[str], None] = print) -> optuna.S
             if config.workers == 1:
                 _worker(config, 0, log)
             else:
-                ctx = multiprocessing.get_context("spawn")
-                procs = [ctx.Process(target=_worker_process, args=(config.to_dict(), i))
-                         for i in range(config.workers)]
-                for p in procs:
-                    p.start()
-                for p in procs:
-                    p.join()
+                spawn_workers(_worker_process, config.to_dict(), config.workers)
     return study
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pandas as pd
-import yaml
 
 from nas.compare import compare, markdown, plot, summarise
 from nas.data import load_dataset
@@ -23,7 +22,7 @@ from nas.recipe import resolve_recipe
 from nas.search.engine import SearchConfig, run_search
 from nas.search.report import cost_line, write_outputs
 from nas.search.space import load_space
-from nas.search.storage import SearchError
+from nas.search.rundir import RunLock, SearchError, pin_settings
 from nas.spec import ArchSpec
 from nas.train import Runtime
 
@@ -77,29 +76,19 @@ class Pipeline:
         state["done"] = sorted(set(state["done"]) | {step}, key=STEPS.index)
         self.state_file.write_text(json.dumps(state, indent=2))
 
-    def _check_config(self) -> None:
-        saved = self.out / "pipeline.yaml"
-        if saved.exists():
-            before = yaml.safe_load(saved.read_text())
-            changed = [k for k, v in self.config.to_dict().items()
-                       if k not in PipelineConfig.RESUMABLE and before.get(k) != v]
-            if changed:
-                raise SearchError(f"{self.out} holds a pipeline run with other settings ({', '.join(changed)} "
-                                  "differ); re-run with the same settings to resume it, or choose another --out")
-        self.out.mkdir(parents=True, exist_ok=True)
-        saved.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
-
     # ---- steps -------------------------------------------------------------------
     def run(self) -> Path:
-        self._check_config()
-        done = set(self._state()["done"])
-        for i, step in enumerate(STEPS, 1):
-            if step in done:
-                self.log(f"[{i}/{len(STEPS)}] {step}: done earlier, skipped")
-                continue
-            self.log(f"[{i}/{len(STEPS)}] {step}")
-            getattr(self, f"_{step}")()
-            self._mark(step)
+        with RunLock(self.out):
+            pin_settings(self.out, "pipeline.yaml", self.config.to_dict(), PipelineConfig.RESUMABLE,
+                         "pipeline run")
+            done = set(self._state()["done"])
+            for i, step in enumerate(STEPS, 1):
+                if step in done:
+                    self.log(f"[{i}/{len(STEPS)}] {step}: done earlier, skipped")
+                    continue
+                self.log(f"[{i}/{len(STEPS)}] {step}")
+                getattr(self, f"_{step}")()
+                self._mark(step)
         return self.out / "report.md"
 
     def _search_config(self) -> SearchConfig:

@@ -11,7 +11,7 @@ from ..presets import resolve_spec
 from ..train import evaluate, load_checkpoint, train
 from ..train.augment import Normalize
 from ..train.runtime import amp_dtype, resolve_device
-from ..train.trainer import _staged
+from ..train.trainer import staged_split
 from ..recipe import Recipe
 from .common import (add_data_args, add_recipe_args, add_runtime_args, dataset_from_args,
                      recipe_from_args, runtime_from_args)
@@ -59,7 +59,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = build(spec).to(device)
     model.load_state_dict(state["weights"])
     mean, std = dataset.mean_std()
-    data = _staged(dataset, args.split, 1.0, device, spec.resolution)
+    data = staged_split(dataset, args.split, 1.0, device, spec.resolution)
     acc, loss = evaluate(model, data, Normalize(mean, std, False).to(device),
                          amp_dtype(recipe.precision, device), 1024)
     report = {"checkpoint": str(args.checkpoint), "spec": spec.name, "split": args.split,

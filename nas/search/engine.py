@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import multiprocessing
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any, Callable, Optional
 
 import optuna
 import torch
-import yaml
 from optuna.trial import TrialState
 
 from ..builder import build
@@ -29,7 +27,8 @@ from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
 from .objectives import Objective
 from .space import SearchSpace, load_space
-from .storage import RunLock, SearchError, is_file_storage, make_storage, requeue_interrupted
+from .rundir import RunLock, SearchError, pin_settings, spawn_workers
+from .storage import is_file_storage, make_storage, requeue_interrupted
 
 SAMPLERS = ("tpe", "nsga2", "random")
 PRUNERS = ("median", "halving", "none")
@@ -125,6 +124,9 @@ class TrialRunner:
                                     resolution=config.data_resolution or space.base.resolution,
                                     val_fraction=config.val_fraction)
         self.recipe = resolve_recipe(config.recipe).replace(seed=config.seed)
+        train_images = int(len(self.dataset.split(self.recipe.train_split)) * self.recipe.train_fraction)
+        batch = min(self.recipe.batch_size, train_images)
+        self.images_per_epoch = train_images // batch * batch  # the trainer drops the last partial batch
         n_gpus = torch.cuda.device_count()
         device = config.device
         if device == "auto" and n_gpus > 1:
@@ -196,11 +198,9 @@ class TrialRunner:
 
     def _finish(self, trial: optuna.Trial, status: str, acc: float, reward: float, epochs: int,
                 start: float) -> None:
-        images = epochs * (int(len(self.dataset.split(self.recipe.train_split))
-                               * self.recipe.train_fraction) // self.recipe.batch_size
-                           * self.recipe.batch_size)
         for key, value in (("status", status), ("val_acc", acc), ("reward", reward), ("epochs", epochs),
-                           ("images_seen", images), ("seconds", time.perf_counter() - start)):
+                           ("images_seen", epochs * self.images_per_epoch),
+                           ("seconds", time.perf_counter() - start)):
             trial.set_user_attr(key, value)
 
     @staticmethod
@@ -270,16 +270,7 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
         raise SearchError(f"target {objective.target:,} MACs is below the smallest candidate of space "
                           f"{space.name}: {low:,} MACs ({low / 1e6:.2f} M); raise --target-macs to at "
                           f"least that, or search a smaller space")
-    saved = out / "search.yaml"
-    if saved.exists():
-        before = yaml.safe_load(saved.read_text())
-        changed = [k for k, v in config.to_dict().items()
-                   if k not in SearchConfig.RESUMABLE and before.get(k) != v]
-        if changed:
-            raise SearchError(f"{out} holds a search with other settings ({', '.join(changed)} differ); "
-                              "re-run with the same settings to resume it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    pin_settings(out, "search.yaml", config.to_dict(), SearchConfig.RESUMABLE, "search")
     storage = make_storage(config.storage, out)
     study = optuna.create_study(study_name=config.name, storage=storage, load_if_exists=True,
                                 directions=objective.directions)
@@ -307,20 +298,5 @@ def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optu
         if config.workers == 1:
             run_worker(config, 0, log)
         else:
-            ctx = multiprocessing.get_context("spawn")
-            procs = [ctx.Process(target=_worker_process, args=(config.to_dict(), i))
-                     for i in range(config.workers)]
-            for p in procs:
-                p.start()
-            try:
-                for p in procs:
-                    p.join()
-            except KeyboardInterrupt:
-                for p in procs:
-                    p.terminate()
-                raise
-            bad = [p.exitcode for p in procs if p.exitcode]
-            if bad:
-                raise SearchError(f"{len(bad)} worker(s) exited with an error (codes {bad}); re-run "
-                                  "the same command to resume")
+            spawn_workers(_worker_process, config.to_dict(), config.workers)
     return study

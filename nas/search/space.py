@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Protocol
 
-import yaml
-
 import search_spaces
 
 from ..counting import Conv, _out, stage_macs
 from ..errors import NasError
 from ..presets import resolve_spec
 from ..rounding import round_width
+from ..yamlfile import named_file, read_yaml
 from ..spec import ArchSpec, BatchNormSpec, HeadSpec, SpecError, StageSpec, StemSpec
 
 SPACE_DIR = Path(search_spaces.__file__).resolve().parent
@@ -264,16 +263,5 @@ def space_names() -> list[str]:
 
 def load_space(name_or_path: str) -> SearchSpace:
     """A YAML path, or the name of a space shipped in search_spaces/ (mnasnet, cifar, tiny)."""
-    path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") or path.exists()):
-        path = SPACE_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise SpaceError(f"unknown search space {name_or_path!r}; use a YAML file or one of "
-                             f"{', '.join(space_names())}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise SpaceError(f"cannot read search space {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from exc
-    return parse_space(data, str(path), path)
+    path = named_file(name_or_path, SPACE_DIR, "search space", SpaceError)
+    return parse_space(read_yaml(path, "search space", SpaceError), str(path), path)

@@ -1,24 +1,18 @@
 """Where a study lives, and recovery of trials that a killed run left behind."""
 from __future__ import annotations
 
-import fcntl
-import os
 import warnings
 from pathlib import Path
-from typing import IO, Optional
+from typing import Optional
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from ..errors import NasError
+from .rundir import SearchError
 
 DEFAULT_JOURNAL = "study.journal"
-
-
-class SearchError(NasError):
-    """A search cannot start or continue."""
 
 
 def is_file_storage(url: Optional[str]) -> bool:
@@ -40,34 +34,6 @@ def make_storage(url: Optional[str], out: Path) -> optuna.storages.BaseStorage:
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
     except Exception as exc:  # SQLAlchemy raises many kinds on a bad URL or a dead server
         raise SearchError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from exc
-
-
-class RunLock:
-    """An exclusive lock on the run directory while a search runs in it."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out / ".search.lock"
-        self.handle: Optional[IO[str]] = None
-
-    def __enter__(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.path.open("a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            raise SearchError(f"another `nas search` is running in {self.path.parent}; wait for it "
-                              "to finish or choose another --out") from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(str(os.getpid()))
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
 
 
 def requeue_interrupted(study: optuna.Study) -> list[int]:

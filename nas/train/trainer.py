@@ -57,7 +57,7 @@ class TrainResult:
         return asdict(self)
 
 
-def _staged(dataset: Dataset, split: str, fraction: float, device: torch.device,
+def staged_split(dataset: Dataset, split: str, fraction: float, device: torch.device,
             resolution: int) -> Split:
     """The split on the device at the training resolution; memoised on the dataset."""
     key = (split, fraction, str(device), resolution)
@@ -130,8 +130,8 @@ def train(spec: ArchSpec, dataset: Dataset, recipe: Recipe, *, runtime: Runtime 
     state = _prepare_out_dir(out, spec, recipe, resume)
 
     torch.manual_seed(recipe.seed)
-    data = _staged(dataset, recipe.train_split, recipe.train_fraction, device, spec.resolution)
-    val = _staged(dataset, "val", 1.0, device, spec.resolution)
+    data = staged_split(dataset, recipe.train_split, recipe.train_fraction, device, spec.resolution)
+    val = staged_split(dataset, "val", 1.0, device, spec.resolution)
     batch = min(recipe.batch_size, len(data))
     steps_per_epoch = len(data) // batch  # static shapes: the last partial batch is dropped
     amp = amp_dtype(recipe.precision, device)
@@ -194,7 +194,8 @@ def train(spec: ArchSpec, dataset: Dataset, recipe: Recipe, *, runtime: Runtime 
             history.append(metrics)
             result.epochs_run = epoch + 1
             progress.advance()
-            say(_epoch_line(metrics, recipe.epochs, progress))
+            say(_epoch_line(metrics, recipe.epochs, progress,
+                            "val(seen)" if recipe.train_split == "train+val" else "val"))
             if out is not None:
                 _save_checkpoint(out, spec, recipe, model, eval_model, optimizer, ema, stepper, history)
             if callback is not None:
@@ -211,7 +212,7 @@ def train(spec: ArchSpec, dataset: Dataset, recipe: Recipe, *, runtime: Runtime 
     if result.status == "completed" and evaluate_test:
         if ema is not None:
             ema.copy_to(eval_model)
-        test = _staged(dataset, "test", 1.0, device, spec.resolution)
+        test = staged_split(dataset, "test", 1.0, device, spec.resolution)
         result.test_acc, _ = evaluate(eval_model, test, normalize, amp, runtime.eval_batch_size)
         say(f"test accuracy {result.test_acc:.4f}")
     result.wall_seconds = time.perf_counter() - wall_start
@@ -240,8 +241,8 @@ def _run_epoch(epoch: int, recipe: Recipe, data: Split, stepper: TrainStep, step
             "images_per_s": steps * batch / seconds}
 
 
-def _epoch_line(m: dict, epochs: int, progress: Progress) -> str:
-    val = f"  val {m['val_acc'] * 100:5.2f}%" if m["val_acc"] is not None else ""
+def _epoch_line(m: dict, epochs: int, progress: Progress, val_label: str) -> str:
+    val = f"  {val_label} {m['val_acc'] * 100:5.2f}%" if m["val_acc"] is not None else ""
     return (f"epoch {m['epoch']}/{epochs}  loss {m['train_loss']:.4f}  train {m['train_acc'] * 100:5.2f}%"
             f"{val}  lr {m['lr']:.4g}  {m['images_per_s']:,.0f} img/s  {progress.suffix()}")
 

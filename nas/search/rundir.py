@@ -1,0 +1,79 @@
+"""A run directory shared by the resumable commands (search, grid, pipeline): its lock,
+its pinned settings, and the worker processes that run in it."""
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Optional
+
+import yaml
+
+from ..errors import NasError
+
+
+class SearchError(NasError):
+    """A search, grid or pipeline cannot start or continue."""
+
+
+class RunLock:
+    """An exclusive lock on the run directory while a command runs in it."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / ".search.lock"
+        self.handle: Optional[IO[str]] = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.path.open("a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise SearchError(f"another `nas` run is working in {self.path.parent}; wait for it to "
+                              "finish or choose another --out") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+
+
+def pin_settings(out: Path, filename: str, settings: dict[str, Any], may_change: Iterable[str],
+                 what: str) -> None:
+    """Record a run's settings in out/filename; refuse to resume a run made with other ones
+    (except the keys in `may_change`), so a directory is never silently mixed or overwritten."""
+    saved = out / filename
+    if saved.exists():
+        before = yaml.safe_load(saved.read_text()) or {}
+        changed = [k for k, v in settings.items() if k not in may_change and before.get(k) != v]
+        if changed:
+            raise SearchError(f"{out} holds a {what} with other settings ({', '.join(changed)} differ); "
+                              "re-run with the same settings to resume it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
+def spawn_workers(target: Callable[[dict, int], None], settings: dict, workers: int) -> None:
+    """Run target(settings, i) in `workers` fresh processes and wait for all of them."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=target, args=(settings, i)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        raise
+    bad = [p.exitcode for p in procs if p.exitcode]
+    if bad:
+        raise SearchError(f"{len(bad)} worker(s) exited with an error (codes {bad}); re-run the same "
+                          "command to resume")
