@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import NamedTuple
 
-from .rounding import scale_spec
+from .rounding import round_resolution, scale_spec
 from .spec import ArchSpec, SpecError
 from .yamlfile import named_file
 
@@ -46,8 +46,6 @@ def efficientnet_variant(base: ArchSpec, key: str, name: str | None = None) -> A
     At a 224-px base the official resolution is used as is; another base resolution
     (a CIFAR base, say) is scaled by the same ratio and rounded to a multiple of 8.
     """
-    from .rounding import round_resolution
-
     c = EFFICIENTNET[key]
     resolution = (c.resolution if base.resolution == 224
                   else round_resolution(base.resolution * c.resolution / 224))

@@ -8,6 +8,7 @@ re-running skips finished steps and resumes an interrupted one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,7 @@ class Pipeline:
         config = self._search_config()
         study = run_search(config, self.log)
         space = load_space(config.space)
-        summary = write_outputs(study, config, space, self._dataset().num_classes)
+        summary = write_outputs(study, config, space)
         if summary["best"] is None:
             raise SearchError("the search trained no candidate to the end; raise --trials")
         self.log(cost_line(summary["cost"]))
@@ -137,7 +138,8 @@ class Pipeline:
         self.log(table[["name", "phi", "resolution", "macs", "params", "realised_ratio",
                         "formula_ratio"]].to_string(index=False))
 
-    def _dataset(self):
+    @functools.cached_property
+    def dataset(self):
         space = load_space(self.config.space)
         return load_dataset(self.config.dataset, data_dir=self.config.data_dir,
                             resolution=space.base.resolution)
@@ -152,7 +154,7 @@ class Pipeline:
             labels[row["name"]] = f"phi = {row['phi']:g}"
         space = load_space(self.config.space)
         baselines = dict(space.baselines)
-        classes = self._dataset().num_classes
+        classes = self.dataset.num_classes
         for ref in space.references:
             spec = (space.to_spec(baselines[ref], num_classes=classes, name=ref) if ref in baselines
                     else resolve_spec(ref).replace(num_classes=classes))
@@ -163,7 +165,7 @@ class Pipeline:
     def _train(self) -> None:
         models, _ = self._models()
         recipe = resolve_recipe(self.config.recipe).replace(seed=self.config.seed)
-        runs = compare(models, self._dataset(), recipe, self.out / "train", seeds=[self.config.seed],
+        runs = compare(models, self.dataset, recipe, self.out / "train", seeds=[self.config.seed],
                        runtime=Runtime(device=self.config.device, quiet=True), log=self.log)
         runs.to_csv(self.out / "train" / "runs.csv", index=False)
 

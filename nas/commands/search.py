@@ -48,11 +48,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, data_resolution=args.data_resolution, timeout=args.timeout,
         val_fraction=args.val_fraction)
     study = run_search(config)
-    space = load_space(config.space)
-    from ..data import load_dataset
-    classes = load_dataset(config.dataset, data_dir=config.data_dir,
-                           resolution=config.data_resolution or space.base.resolution).num_classes
-    summary = write_outputs(study, config, space, classes)
+    summary = write_outputs(study, config, load_space(config.space))
     best = summary["best"]
     if best:
         print(f"best: trial #{best['trial']} val {best['val_acc'] * 100:.2f}% at "

@@ -38,6 +38,7 @@ class Dataset:
     source: str
     cached: bool = False  # True when decoded arrays came from the cache
     _device_copies: dict = field(default_factory=dict, repr=False)
+    _stats: Optional[tuple[list[float], list[float]]] = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -60,9 +61,12 @@ class Dataset:
         return getattr(self, name)
 
     def mean_std(self) -> tuple[list[float], list[float]]:
-        """Per-channel statistics of the training split, in [0, 1] units."""
-        x = self.train.images.float().div_(255)
-        return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist()
+        """Per-channel statistics of the training split, in [0, 1] units (computed once:
+        every trial of a search asks for them)."""
+        if self._stats is None:
+            x = self.train.images.float().div_(255)
+            self._stats = (x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist())
+        return self._stats
 
     def summary(self) -> str:
         return (f"{self.name}: {self.num_classes} classes, {self.resolution}px, train {len(self.train)}"

@@ -275,6 +275,7 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     study = optuna.create_study(study_name=config.name, storage=storage, load_if_exists=True,
                                 directions=objective.directions)
     study.set_user_attr("objective", objective.describe())
+    study.set_user_attr("num_classes", dataset.num_classes)  # for best.yaml, without reloading data
     if not study.trials:
         for name, params in space.baseline_params():
             study.enqueue_trial(params, user_attrs={"baseline": name})

@@ -87,8 +87,7 @@ def cost_line(cost: dict) -> str:
             f"{cost['training_macs'] / 1e12:.3g} T training MACs")
 
 
-def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace,
-                  num_classes: int) -> dict:
+def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace) -> dict:
     out = Path(config.out)
     objective = config.objective_fn()
     df = trials_frame(study)
@@ -99,7 +98,7 @@ def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace,
     summary = {"best": None, "cost": cost_card(df, study)}
     if best is not None:
         trial = study.trials[int(best["number"])]
-        spec = space.to_spec(trial.params, num_classes=num_classes, name=f"{space.name}-best-t{trial.number}")
+        spec = space.to_spec(trial.params, num_classes=study.user_attrs["num_classes"], name=f"{space.name}-best-t{trial.number}")
         assert spec.arch_string() == best["arch"]
         spec.save(out / "best.yaml")
         summary["best"] = {"trial": int(best["number"]), "arch": best["arch"], "macs": int(best["macs"]),

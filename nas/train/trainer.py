@@ -66,8 +66,8 @@ def staged_split(dataset: Dataset, split: str, fraction: float, device: torch.de
         images, labels = data.images, data.labels
         if fraction < 1.0:
             g = torch.Generator().manual_seed(VAL_SEED + 1)  # one fixed subset for every run
-            keep = torch.randperm(len(labels), generator=g)[:max(1, int(len(labels) * fraction))]
-            images, labels = images[keep.sort().values], labels[keep.sort().values]
+            keep = torch.randperm(len(labels), generator=g)[:max(1, int(len(labels) * fraction))].sort().values
+            images, labels = images[keep], labels[keep]
         images = resize(images.to(device, non_blocking=True), resolution)
         if len(dataset._device_copies) >= 6:
             dataset._device_copies.pop(next(iter(dataset._device_copies)))
@@ -156,7 +156,7 @@ def train(spec: ArchSpec, dataset: Dataset, recipe: Recipe, *, runtime: Runtime 
     history: list[dict] = []
     start_epoch = 0
     if state is not None:
-        start_epoch, history = _load_state(state, model, optimizer, ema, stepper, device)
+        start_epoch, history = _load_state(state, model, optimizer, ema, stepper)
         say(f"resuming {spec.name} after epoch {start_epoch}/{recipe.epochs}")
 
     count = analytic_count(spec)
@@ -284,7 +284,7 @@ def _save_checkpoint(out: Path, spec: ArchSpec, recipe: Recipe, model, eval_mode
     _write_metrics(out, history)
 
 
-def _load_state(state: dict, model, optimizer, ema, stepper: TrainStep, device) -> tuple[int, list[dict]]:
+def _load_state(state: dict, model, optimizer, ema, stepper: TrainStep) -> tuple[int, list[dict]]:
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if ema is not None and state["ema"] is not None:
