@@ -7,7 +7,8 @@ from typing import Iterator, Optional
 import torch
 from torch import nn
 
-from .blocks import BasicBlock, Bottleneck, ConvBNAct, MBConv, PlainConv
+from .blocks import ConvBNAct
+from .registry import BuildContext, get_block
 from .spec import ArchSpec, StageSpec
 
 
@@ -30,17 +31,8 @@ def drop_path_rate(spec: ArchSpec, index: int, override: Optional[float] = None)
 
 def _make_block(spec: ArchSpec, stage: StageSpec, cin: int, cout: int, stride: int,
                 drop_path: float) -> nn.Module:
-    common = dict(activation=spec.activation, bn=spec.bn, drop_path=drop_path)
-    if stage.block in ("mbconv", "ds"):
-        return MBConv(cin, cout, stage.kernel, stride, stage.expand, stage.se, stage.skip, **common)
-    if stage.block == "conv":
-        return PlainConv(cin, cout, stage.kernel, stride, stage.se, stage.skip, **common)
-    if stage.block == "basic":
-        return BasicBlock(cin, cout, stage.kernel, stride, stage.se, stage.skip, **common)
-    if stage.block == "bottleneck":
-        return Bottleneck(cin, cout, stage.kernel, stride, stage.expand, stage.se, stage.skip,
-                          **common)
-    raise AssertionError(f"unhandled block type {stage.block}")  # spec validation forbids this
+    context = BuildContext(activation=spec.activation, bn=spec.bn, drop_path=drop_path)
+    return get_block(stage.block).build(stage, cin, cout, stride, context)
 
 
 class Net(nn.Module):

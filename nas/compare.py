@@ -12,64 +12,87 @@ from typing import Callable, Optional, Sequence
 import pandas as pd
 
 from .data import Dataset
+from .paths import safe_name
 from .recipe import Recipe
 from .spec import ArchSpec
-from .tables import markdown_table
-from .train import Runtime, train
-from .train.trainer import CHECKPOINT
+from .stats import noise_floor_line, summarise_seeds, verdict_markdown
+from .train import CHECKPOINT, Runtime, TrainError, train
+from .train.checkpoint import fingerprint_difference, run_fingerprint
+
+
+def run_dir(out: Path, name: str, seed: int) -> Path:
+    """OUT/<safe name>/seed<k>: spec names never leave `out` (no separators, no ..)."""
+    return out / safe_name(name) / f"seed{seed}"
 
 
 def run_one(name: str, spec: ArchSpec, dataset: Dataset, recipe: Recipe, out: Path, runtime: Runtime,
             log: Callable[[str], None]) -> dict:
-    run_dir = out / name / f"seed{recipe.seed}"
-    result_file = run_dir / "result.json"
+    """Train (or resume, or reuse) one (model, seed) run; reuse only on an exact fingerprint match."""
+    folder = run_dir(out, name, recipe.seed)
+    result_file = folder / "result.json"
+    wanted = run_fingerprint(spec, recipe, dataset)
     if result_file.exists():
         result = json.loads(result_file.read_text())
-        if result["epochs_run"] >= recipe.epochs or result["status"] != "completed":
-            log(f"{name} seed {recipe.seed}: done earlier (val {result['val_acc']}), not retrained")
-            return result
+        diff = fingerprint_difference(result.get("fingerprint") or {}, wanted)
+        if diff:
+            raise TrainError(f"{folder} holds a run of another configuration ({diff}); use another "
+                             "--out, or remove that folder to retrain")
+        log(f"{name} seed {recipe.seed}: done earlier (val {result['val_acc']}), not retrained")
+        return result
     log(f"{name} seed {recipe.seed}: training")
-    result = train(spec, dataset, recipe, runtime=runtime, out_dir=run_dir,
-                   resume=(run_dir / CHECKPOINT).exists(), evaluate_test=True)
+    result = train(spec, dataset, recipe, runtime=runtime, out_dir=folder,
+                   resume=(folder / CHECKPOINT).exists(), evaluate_test=True, log=log)
     return result.to_dict()
 
 
 def compare(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Recipe, out: Path,
             seeds: Sequence[int] = (0,), runtime: Runtime = Runtime(quiet=True),
             log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Train every model with every seed under one recipe; one row per (model, seed).
+
+    Args:
+        models: (name, spec) pairs; specs must already fit the data set's classes.
+        dataset: the data set all models train on.
+        recipe: the one recipe (its seed is replaced by each of `seeds`).
+        out: folder of the runs (OUT/<name>/seed<k>/).
+        seeds: the training seeds, the same for every model (paired comparisons).
+        runtime: device and speed settings.
+        log: where progress lines go (epoch lines included).
+    """
     rows = []
     for name, spec in models:
         for seed in seeds:
             r = run_one(name, spec, dataset, recipe.replace(seed=seed), out, runtime, log)
             rows.append({"model": name, "seed": seed, "macs": r["macs"], "params": r["params"],
                          "resolution": r["resolution"], "val_acc": r["val_acc"], "test_acc": r["test_acc"],
+                         "test_images": r.get("test_images") or len(dataset.test),
                          "status": r["status"], "train_seconds": r["train_seconds"],
                          "images_per_s": r["images_per_s"]})
     return pd.DataFrame(rows)
 
 
-def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and spread over seeds, one row per model, in the order given."""
-    order = list(dict.fromkeys(runs["model"]))
+def summarise(runs: pd.DataFrame, reference: Optional[str] = None, metric: str = "test_acc") -> pd.DataFrame:
+    """Mean ± std over seeds per model and the paired difference to the reference with its
+    95 % interval and verdict (`nas.stats.summarise_seeds`), plus val accuracy and cost."""
+    table = summarise_seeds(runs, metric=metric, reference=reference)
     g = runs.groupby("model", sort=False)
-    table = g.agg(macs=("macs", "first"), params=("params", "first"), resolution=("resolution", "first"),
-                  seeds=("seed", "count"), val_acc=("val_acc", "mean"), val_std=("val_acc", "std"),
-                  test_acc=("test_acc", "mean"), test_std=("test_acc", "std"),
-                  train_seconds=("train_seconds", "mean")).reindex(order).reset_index()
-    return table
+    extra = g.agg(val_acc=("val_acc", "mean"), val_std=("val_acc", "std"),
+                  train_seconds=("train_seconds", "mean"), images_per_s=("images_per_s", "mean"),
+                  test_images=("test_images", "first"))
+    table = table.join(extra, on="model")
+    return table.assign(test_acc=table["mean"], test_std=table["std"])  # the metric under its own name
 
 
 def markdown(summary: pd.DataFrame, label: Optional[dict] = None) -> str:
-    rows = []
-    for _, r in summary.iterrows():
-        std = lambda v: f" ± {v * 100:.2f}" if pd.notna(v) else ""  # noqa: E731
-        rows.append([r["model"] + (f" ({label[r['model']]})" if label and r["model"] in label else ""),
-                     f"{r['macs'] / 1e6:.2f}", f"{int(r['params']):,}", int(r["resolution"]),
-                     f"{r['val_acc'] * 100:.2f}{std(r['val_std'])}" if pd.notna(r["val_acc"]) else "-",
-                     f"{r['test_acc'] * 100:.2f}{std(r['test_std'])}" if pd.notna(r["test_acc"]) else "-",
-                     int(r["seeds"]), f"{r['train_seconds']:.1f}"])
-    return markdown_table(rows, ["model", "MACs (M)", "params", "res", "val acc %", "test acc %", "seeds",
-                                 "train s"])
+    """The comparison table with verdicts, and the evaluation noise floor under it."""
+    shown = summary.copy()
+    if label:
+        shown["model"] = [m + (f" ({label[m]})" if m in label else "") for m in shown["model"]]
+    table = verdict_markdown(shown, "test acc")
+    best = summary["mean"].max()
+    n = int(summary["test_images"].iloc[0]) if "test_images" in summary and pd.notna(summary["test_images"].iloc[0]) else 0
+    floor = f"\n\nNoise floor: {noise_floor_line(float(best), n)}." if n and pd.notna(best) else ""
+    return table + floor
 
 
 def plot(summary: pd.DataFrame, path: Path, title: str, line_models: Sequence[str] = (),
@@ -84,18 +107,20 @@ def plot(summary: pd.DataFrame, path: Path, title: str, line_models: Sequence[st
     line = summary[summary["model"].isin(line_models)]
     if not line.empty:
         line = line.set_index("model").loc[[m for m in line_models if m in set(line["model"])]].reset_index()
-        ax.plot(line["macs"] / 1e6, line[metric] * 100, "-o", color="tab:red", label=line_label)
+        ax.errorbar(line["macs"] / 1e6, line[metric] * 100, yerr=line["std"].fillna(0) * 100, fmt="-o",
+                    capsize=3, color="tab:red", label=line_label)
         for _, r in line.iterrows():
             ax.annotate(r["model"], (r["macs"] / 1e6, r[metric] * 100), fontsize=7, xytext=(4, -10),
                         textcoords="offset points")
     others = summary[~summary["model"].isin(line_models)]
     for _, r in others.iterrows():
-        ax.scatter(r["macs"] / 1e6, r[metric] * 100, marker="s", s=40)
+        ax.errorbar(r["macs"] / 1e6, r[metric] * 100, yerr=(0 if pd.isna(r["std"]) else r["std"] * 100),
+                    fmt="s", capsize=3)
         ax.annotate(r["model"], (r["macs"] / 1e6, r[metric] * 100), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("MACs (millions, log scale)")
-    ax.set_ylabel(f"{'test' if metric == 'test_acc' else 'validation'} accuracy (%)")
+    ax.set_ylabel(f"{'test' if metric == 'test_acc' else 'validation'} accuracy (%), mean ± std over seeds")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     if not line.empty:

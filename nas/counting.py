@@ -11,7 +11,6 @@ Two counters: `analytic_macs` walks the spec (microseconds, for search loops);
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -19,29 +18,9 @@ from typing import Iterator, Optional
 import torch
 from torch import nn
 
-from .blocks import bottleneck_width, expanded_width, se_width
 from .builder import block_configs
+from .registry import Conv, Layers, get_block, out_size
 from .spec import ArchSpec, StageSpec
-
-
-@dataclass(frozen=True)
-class Conv:
-    cin: int
-    cout: int
-    kernel: int
-    groups: int
-    out_hw: int
-    bias: bool = False
-    bn: bool = True
-
-    @property
-    def macs(self) -> int:
-        return self.out_hw * self.out_hw * self.cout * (self.cin // self.groups) * self.kernel ** 2
-
-    @property
-    def params(self) -> int:
-        weights = self.cout * (self.cin // self.groups) * self.kernel ** 2
-        return weights + (self.cout if self.bias else 0) + (2 * self.cout if self.bn else 0)
 
 
 @dataclass(frozen=True)
@@ -59,19 +38,17 @@ class Count:
         return self.conv_macs + self.fc_macs
 
 
-def _out(size: int, stride: int) -> int:
-    return math.ceil(size / stride)  # "same" padding with odd kernels
 
 
 def _layers(spec: ArchSpec, resolution: int) -> Iterator[tuple[Conv | None, int]]:
     """Yield (conv layer or None, elementwise ops) pairs in network order."""
-    hw = _out(resolution, spec.stem.stride)
+    hw = out_size(resolution, spec.stem.stride)
     yield Conv(spec.in_channels, spec.stem.channels, spec.stem.kernel, 1, hw), hw * hw * spec.stem.channels
     if spec.stem.pool:
-        hw = _out(hw, 2)
+        hw = out_size(hw, 2)
     for _, stage, cin, cout, stride in block_configs(spec):
         yield from block_layers(stage, cin, cout, stride, hw)
-        hw = _out(hw, stride)
+        hw = out_size(hw, stride)
     last = spec.stages[-1].out
     if spec.head.channels:
         yield Conv(last, spec.head.channels, 1, 1, hw), hw * hw * spec.head.channels
@@ -79,38 +56,9 @@ def _layers(spec: ArchSpec, resolution: int) -> Iterator[tuple[Conv | None, int]
     yield None, hw * hw * last  # global average pool
 
 
-def block_layers(stage: StageSpec, cin: int, cout: int, stride: int, hw: int
-                 ) -> Iterator[tuple[Conv | None, int]]:
-    """The layers of one block of `stage` on a hw x hw input."""
-    out_hw = _out(hw, stride)
-    if stage.block in ("mbconv", "ds"):
-        hidden = expanded_width(cin, stage.expand)
-        if stage.expand != 1:
-            yield Conv(cin, hidden, 1, 1, hw), hw * hw * hidden
-        yield Conv(hidden, hidden, stage.kernel, hidden, out_hw), out_hw ** 2 * hidden
-        yield from _se(stage.se, cin, hidden, out_hw)
-        yield Conv(hidden, cout, 1, 1, out_hw), 0
-        residual = stage.skip and stride == 1 and cin == cout
-    elif stage.block == "conv":
-        yield Conv(cin, cout, stage.kernel, 1, out_hw), out_hw ** 2 * cout
-        yield from _se(stage.se, cin, cout, out_hw)
-        residual = stage.skip and stride == 1 and cin == cout
-    else:  # ResNet blocks: activation after the add, projection shortcut if needed
-        if stage.block == "basic":
-            yield Conv(cin, cout, stage.kernel, 1, out_hw), out_hw ** 2 * cout
-            yield Conv(cout, cout, stage.kernel, 1, out_hw), 0
-        else:
-            width = bottleneck_width(cout, stage.expand)
-            yield Conv(cin, width, 1, 1, hw), hw * hw * width
-            yield Conv(width, width, stage.kernel, 1, out_hw), out_hw ** 2 * width
-            yield Conv(width, cout, 1, 1, out_hw), 0
-        yield from _se(stage.se, cin, cout, out_hw)
-        if stage.skip and (stride != 1 or cin != cout):
-            yield Conv(cin, cout, 1, 1, out_hw), 0
-        residual = stage.skip
-        yield None, out_hw ** 2 * cout  # activation after the add
-    if residual:
-        yield None, out_hw ** 2 * cout
+def block_layers(stage: StageSpec, cin: int, cout: int, stride: int, hw: int) -> Layers:
+    """The layers of one block of `stage` on a hw x hw input (from its registered type)."""
+    return get_block(stage.block).layers(stage, cin, cout, stride, hw)
 
 
 def stage_macs(stage: StageSpec, cin: int, hw: int) -> tuple[int, int]:
@@ -120,18 +68,8 @@ def stage_macs(stage: StageSpec, cin: int, hw: int) -> tuple[int, int]:
         stride = stage.stride if i == 0 else 1
         macs += sum(conv.macs for conv, _ in block_layers(stage, cin, stage.out, stride, hw)
                     if conv is not None)
-        cin, hw = stage.out, _out(hw, stride)
+        cin, hw = stage.out, out_size(hw, stride)
     return macs, hw
-
-
-def _se(ratio: float, cin: int, channels: int, hw: int) -> Iterator[tuple[Conv | None, int]]:
-    if ratio <= 0:
-        return
-    squeezed = se_width(cin, ratio)
-    yield None, hw * hw * channels  # spatial mean
-    yield Conv(channels, squeezed, 1, 1, 1, bias=True, bn=False), squeezed
-    yield Conv(squeezed, channels, 1, 1, 1, bias=True, bn=False), channels  # sigmoid
-    yield None, hw * hw * channels  # gating multiply
 
 
 def analytic_count(spec: ArchSpec, resolution: Optional[int] = None,

@@ -52,6 +52,10 @@ class Recipe:
     train_fraction: float = 1.0        # a fixed random subset of the training split
     train_split: str = "train"         # train+val only for final runs that report test accuracy
     eval_every: int = 1
+    # Precise BN: before every evaluation, recompute the BatchNorm running statistics over
+    # this many training images (0 = off). Short runs leave momentum-0.01 statistics near
+    # their initial values; this makes every recipe evaluate what it trained.
+    precise_bn: int = 512
 
     def __post_init__(self) -> None:
         checks = [
@@ -76,6 +80,7 @@ class Recipe:
             (isinstance(self.seed, int), f"seed {self.seed!r} must be an integer"),
             (_num(self.train_fraction) and 0 < self.train_fraction <= 1, f"train_fraction {self.train_fraction!r} must be in (0, 1]"),
             (isinstance(self.eval_every, int) and self.eval_every >= 1, f"eval_every {self.eval_every!r} must be an integer >= 1"),
+            (isinstance(self.precise_bn, int) and self.precise_bn >= 0, f"precise_bn {self.precise_bn!r} must be an integer >= 0 (images; 0 = off)"),
         ]
         for ok, message in checks:
             if not ok:

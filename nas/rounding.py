@@ -35,6 +35,16 @@ def round_resolution(resolution: float, multiple: int = 8) -> int:
     return max(multiple, int(round(resolution / multiple)) * multiple)
 
 
+def resolution_multiple(base_resolution: int, multiple: int = 0) -> int:
+    """The pixel multiple scaled resolutions round to: `multiple` when given (> 0), else one
+    that keeps gamma ~ 1.1 expressible: 8 from 64 px up (the paper's), 4 from 32 px, 2 below.
+    (With 8, gamma = 1.1 rounds a 16- or 32-px base back to itself, so "2x" points realise
+    1.6-2.5x instead.)"""
+    if multiple > 0:
+        return multiple
+    return 8 if base_resolution >= 64 else 4 if base_resolution >= 32 else 2
+
+
 def scale_spec(spec: ArchSpec, *, depth: float = 1.0, width: float = 1.0,
                resolution: Optional[int] = None, dropout: Optional[float] = None,
                head_width: Optional[float] = None, name: Optional[str] = None,

@@ -14,11 +14,9 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import NasError
+from .registry import RegistryError, get_block
 
-BLOCK_TYPES = ("mbconv", "ds", "conv", "basic", "bottleneck")
 ACTIVATIONS = ("silu", "relu", "relu6")
-# Blocks whose expand field is fixed at 1: they have no expansion layer.
-_NO_EXPAND = ("ds", "conv", "basic")
 
 
 class SpecError(NasError, ValueError):
@@ -75,8 +73,10 @@ class StageSpec:
 
     def __post_init__(self) -> None:
         what = f"stage {self.block!r}"
-        _require(self.block in BLOCK_TYPES,
-                 f"unknown block type {self.block!r}; choose one of {', '.join(BLOCK_TYPES)}")
+        try:
+            kind = get_block(self.block) if isinstance(self.block, str) else get_block(repr(self.block))
+        except RegistryError as exc:
+            raise SpecError(str(exc)) from None
         _check_int(self.repeats, 1, f"{what}: repeats")
         _check_kernel(self.kernel, what)
         _check_stride(self.stride, what)
@@ -84,10 +84,10 @@ class StageSpec:
         _require(isinstance(self.expand, (int, float)) and not isinstance(self.expand, bool),
                  f"{what}: expand {self.expand!r} must be a number")
         _require(self.expand >= 1, f"{what}: expand ratio {self.expand} must be >= 1")
-        if self.block in _NO_EXPAND:
+        if kind.expand == "none":
             _require(self.expand == 1,
                      f"{what}: expand must be 1 for a {self.block} block (it has no expansion layer)")
-        if self.block == "bottleneck":
+        if kind.expand == "bottleneck":
             _require(self.out // self.expand >= 1,
                      f"{what}: out {self.out} // expand {self.expand} leaves no bottleneck channels")
         _check_fraction(self.se, f"{what}: SE ratio")
@@ -103,8 +103,15 @@ class StageSpec:
             parts.append("noskip")
         return "_".join(parts)
 
+    def canonical(self) -> "StageSpec":
+        """The one spelling of this stage's network: ``ds`` is an MBConv with expand 1
+        (no expansion conv), so it is written as ``mbconv_..._e1``."""
+        same_as = get_block(self.block).same_as
+        return dataclasses.replace(self, block=same_as) if same_as else self
+
     @classmethod
     def from_string(cls, text: str) -> "StageSpec":
+        """Parse the one-line form written by `to_string`."""
         tokens = text.strip().split("_")
         _require(len(tokens) >= 2, f"stage string {text!r} is not of the form "
                                    "block_r2_k3_s2_e6_c24[_se0.25][_noskip]")
@@ -194,8 +201,18 @@ class ArchSpec:
         return sum(s.repeats for s in self.stages)
 
     def arch_string(self) -> str:
-        """Stages as one line: the identity used to deduplicate search candidates."""
+        """Stages as one line, as written (``ds`` and ``mbconv e1`` stay as spelled)."""
         return " ".join(s.to_string() for s in self.stages)
+
+    def canonical_string(self) -> str:
+        """One string per network: canonical stages plus everything else that changes the
+        computation (resolution, stem, head, activation, classes). Two specs that build the
+        same network have the same string; it keys duplicate detection and grid twins."""
+        stem = self.stem
+        return (" ".join(s.canonical().to_string() for s in self.stages)
+                + f" | r{self.resolution} stem{stem.channels}k{stem.kernel}s{stem.stride}"
+                + f"{'p' if stem.pool else ''} head{self.head.channels} {self.activation}"
+                + f" in{self.in_channels} cls{self.num_classes}")
 
     def replace(self, **changes: Any) -> "ArchSpec":
         return dataclasses.replace(self, **changes)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from nas.counting import analytic_count
 from nas.presets import EFFICIENTNET, efficientnet_variant
-from nas.rounding import round_resolution, scale_spec
+from nas.rounding import resolution_multiple, round_resolution, scale_spec
 from nas.spec import ArchSpec
 
 from .coefficients import TARGET_FACTOR, CoefficientError, Coefficients
@@ -62,18 +62,21 @@ def _fmt_phi(phi: float) -> str:
     return f"{phi:g}".replace("-", "m")
 
 
-def compound_model(base: ArchSpec, c: Coefficients, phi: float, multiple: int = 8) -> ScaledModel:
-    """depth alpha^phi, width beta^phi, resolution r0 * gamma^phi rounded to `multiple` pixels."""
+def compound_model(base: ArchSpec, c: Coefficients, phi: float, multiple: int = 0) -> ScaledModel:
+    """depth alpha^phi, width beta^phi, resolution r0 * gamma^phi rounded to `multiple` pixels
+    (0: the grid's rule by base resolution, `nas.rounding.resolution_multiple`)."""
     depth, width = c.alpha ** phi, c.beta ** phi
-    resolution = round_resolution(base.resolution * c.gamma ** phi, multiple)
+    resolution = round_resolution(base.resolution * c.gamma ** phi,
+                                  resolution_multiple(base.resolution, multiple))
     dropout = dropout_for(phi, base.dropout)
     name = f"{base.name}-phi{_fmt_phi(phi)}"
     spec = scale_spec(base, depth=depth, width=width, resolution=resolution, dropout=dropout, name=name)
     return ScaledModel(name, phi, depth, width, resolution, dropout, spec)
 
 
-def emit_compound(base: ArchSpec, c: Coefficients, phis: list[float], multiple: int = 8
+def emit_compound(base: ArchSpec, c: Coefficients, phis: list[float], multiple: int = 0
                   ) -> list[ScaledModel]:
+    """One scaled model per phi (see `compound_model`)."""
     return [compound_model(base, c, phi, multiple) for phi in phis]
 
 

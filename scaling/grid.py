@@ -1,9 +1,12 @@
-"""Grid search of (alpha, beta, gamma) at phi = 1, as a resumable Optuna study.
+"""Grid search of (alpha, beta, gamma) at phi = 1, ranked at equal *realised* MACs.
 
-Each admissible point grows the base by depth alpha, width beta and resolution
-gamma with the real rounding rules, records the realised MACs ratio next to the
-nominal alpha*beta^2*gamma^2, proxy-trains it on the validation split and ranks by
-validation accuracy. Points that round to the same network reuse one training.
+Each candidate grows the base by depth alpha, width beta and resolution gamma with the
+real rounding rules. A point is kept only when the grown net's realised MACs ratio is
+within the tolerance of 2 (the nominal alpha*beta^2*gamma^2 is still reported), and
+points that round to the same network are one point, so every ranked point costs the
+same. The points are enqueued as fixed trials of a resumable study (the shared study
+core); each trains `seeds` seeds on the validation split, and the winner is called
+resolved from the runner-up only when their paired seed interval excludes 0.
 """
 from __future__ import annotations
 
@@ -14,237 +17,228 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import optuna
-import pandas as pd
-import yaml
 from optuna.trial import TrialState
 
 from nas.counting import analytic_count
 from nas.data import load_dataset
 from nas.presets import resolve_spec
-from nas.progress import fmt_seconds
 from nas.recipe import resolve_recipe
-from nas.rounding import round_resolution, scale_spec
-from nas.search.rundir import RunLock, pin_settings, spawn_workers
-from nas.search.storage import is_file_storage, make_storage, requeue_interrupted
+from nas.rounding import resolution_multiple, round_resolution, scale_spec
 from nas.spec import ArchSpec
+from nas.study import (ProgressLine, Status, StudyPlan, load_for_worker, locked, open_study,
+                       run_workers, set_attrs)
 from nas.train import Runtime, TrainError, train
 from nas.train.runtime import resolve_device
 
-from .coefficients import TARGET_FACTOR, Coefficients, admissible_grid
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+from .coefficients import TARGET_FACTOR, CoefficientError, Coefficients, admissible_grid
 
 
 @dataclass(frozen=True)
 class GridConfig:
+    """Every setting of one grid; the fields are also the `nas scale grid` options.
+
+    `tolerance` bounds |realised MACs ratio - 2|; `nominal_window` bounds the nominal
+    |alpha*beta^2*gamma^2 - 2| of the candidates considered before rounding.
+    """
+
     base: str
     dataset: str
     out: str
     step: float = 0.05
     tolerance: float = 0.1
+    nominal_window: float = 0.3
     closest: Optional[int] = None
     alpha_max: float = 2.0
     beta_max: float = 1.5
     gamma_max: float = 1.5
     recipe: str = "proxy"
     seed: int = 0
+    seeds: int = 1
     storage: Optional[str] = None
     study_name: Optional[str] = None
     workers: int = 1
     device: str = "auto"
     data_dir: Optional[str] = None
     val_fraction: float = 0.1
-    resolution_multiple: int = 8
+    resolution_multiple: int = 0    # 0: by the base resolution (2 / 4 / 8 px)
     timeout: Optional[float] = None  # seconds after which no new point starts
+    download: bool = False
 
-    RESUMABLE = ("workers", "device", "storage", "data_dir", "timeout")
+    RESUMABLE = ("workers", "device", "data_dir", "timeout", "download")
+
+    def __post_init__(self) -> None:
+        if self.closest is not None and self.closest < 1:
+            raise CoefficientError(f"--closest {self.closest} must be at least 1 (leave it out for all points)")
+        if self.seeds < 1 or self.workers < 1:
+            raise CoefficientError("--seeds and --workers must be at least 1")
+        if self.tolerance <= 0 or self.nominal_window < 0:
+            raise CoefficientError("--tolerance must be positive and --nominal-window non-negative")
 
     @property
     def name(self) -> str:
         return self.study_name or f"{Path(self.out).resolve().name}-grid"
 
-    def points(self) -> list[Coefficients]:
-        return admissible_grid(self.step, self.tolerance, self.alpha_max, self.beta_max,
-                               self.gamma_max, self.closest)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def plan(self, base: ArchSpec) -> StudyPlan:
+        settings = {**self.to_dict(), "base_network": base.canonical_string()}
+        return StudyPlan(Path(self.out), self.name, self.storage, settings, self.RESUMABLE,
+                         "grid.yaml", "grid")
 
-def grow(base: ArchSpec, c: Coefficients, multiple: int = 8) -> ArchSpec:
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One network of the grid: the coefficients that first produced it and its cost."""
+
+    coefficients: Coefficients
+    spec: ArchSpec
+    macs: int
+    params: int
+    realised_ratio: float
+    aliases: tuple[str, ...] = ()   # other coefficients that round to the same network
+
+
+def grow(base: ArchSpec, c: Coefficients, multiple: int = 0) -> ArchSpec:
     """The base at phi = 1 under coefficients c, with the real rounding rules."""
+    step = resolution_multiple(base.resolution, multiple)
     return scale_spec(base, depth=c.alpha, width=c.beta,
-                      resolution=round_resolution(base.resolution * c.gamma, multiple),
+                      resolution=round_resolution(base.resolution * c.gamma, step),
                       name=f"{base.name}-a{c.alpha:g}-b{c.beta:g}-g{c.gamma:g}")
 
 
+def plan_points(base: ArchSpec, config: GridConfig) -> list[GridPoint]:
+    """Distinct networks whose realised MACs ratio is within the tolerance of 2, closest first."""
+    base_macs = analytic_count(base).macs
+    candidates = admissible_grid(config.step, config.nominal_window, config.alpha_max,
+                                 config.beta_max, config.gamma_max)
+    by_key: dict[str, GridPoint] = {}
+    for c in candidates:
+        spec = grow(base, c, config.resolution_multiple)
+        count = analytic_count(spec)
+        ratio = count.macs / base_macs
+        if abs(ratio - TARGET_FACTOR) > config.tolerance:
+            continue
+        key = spec.canonical_string()
+        if key in by_key:
+            first = by_key[key]
+            by_key[key] = dataclasses.replace(first, aliases=first.aliases + (f"{c.alpha:g}/{c.beta:g}/{c.gamma:g}",))
+        else:
+            by_key[key] = GridPoint(c, spec, count.macs, count.params, ratio)
+    points = sorted(by_key.values(), key=lambda p: (abs(p.realised_ratio - TARGET_FACTOR),
+                                                    p.coefficients.as_tuple()))
+    if not points:
+        raise CoefficientError(
+            f"no grid point of {base.name} realises {TARGET_FACTOR:g}x MACs within {config.tolerance} "
+            f"(nominal window {config.nominal_window}, step {config.step}); widen --tolerance or "
+            "--nominal-window, or use a finer --resolution-multiple")
+    return points[:config.closest] if config.closest else points
+
+
 class GridRunner:
-    def __init__(self, config: GridConfig, log: Callable[[str], None]) -> None:
-        self.config, self.log = config, log
-        self.base = resolve_spec(config.base)
-        self.points = config.points()
+    """The objective: trains one enqueued grid point for `seeds` seeds."""
+
+    def __init__(self, config: GridConfig, base: ArchSpec, points: list[GridPoint],
+                 log: Callable[[str], None]) -> None:
+        self.config, self.points, self.log = config, points, log
         self.dataset = load_dataset(config.dataset, data_dir=config.data_dir,
-                                    resolution=self.base.resolution, val_fraction=config.val_fraction)
-        self.base = self.base.replace(num_classes=self.dataset.num_classes)
-        self.base_macs = analytic_count(self.base).macs
-        self.recipe = resolve_recipe(config.recipe).replace(seed=config.seed)
+                                    resolution=base.resolution, val_fraction=config.val_fraction,
+                                    download=config.download)
+        self.recipe = resolve_recipe(config.recipe)
         self.runtime = Runtime(device=str(resolve_device(config.device)), quiet=True)
-        self.started = time.perf_counter()
+        self.progress = ProgressLine(len(points), log, prefix="grid point ")
 
     def __call__(self, trial: optuna.Trial) -> float:
         start = time.perf_counter()
-        c = self.points[trial.suggest_categorical("point", list(range(len(self.points))))]
-        spec = grow(self.base, c, self.config.resolution_multiple)
-        count = analytic_count(spec)
-        key = f"{spec.arch_string()}|{spec.resolution}|{spec.stem.channels}|{spec.head.channels}"
-        attrs = {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "factor": c.factor,
-                 "resolution": spec.resolution, "macs": count.macs, "params": count.params,
-                 "realised_ratio": count.macs / self.base_macs, "key": key}
-        for k, v in attrs.items():
-            trial.set_user_attr(k, v)
-        twin = next((t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                     if t.user_attrs.get("key") == key and t.user_attrs.get("status") == "trained"), None)
-        if twin is not None:
-            acc = twin.user_attrs["val_acc"]
-            for k, v in (("val_acc", acc), ("status", "same-network"), ("same_as", twin.number),
-                         ("seconds", time.perf_counter() - start)):
-                trial.set_user_attr(k, v)
-        else:
+        if "grid_point" not in trial.user_attrs:  # the queue ran dry under another worker
+            set_attrs(trial, status=Status.SURPLUS)
+            trial.study.stop()
+            raise optuna.TrialPruned()
+        point = self.points[trial.suggest_categorical("point", list(range(len(self.points))))]
+        c = point.coefficients
+        set_attrs(trial, alpha=c.alpha, beta=c.beta, gamma=c.gamma, factor=c.factor,
+                  resolution=point.spec.resolution, macs=point.macs, params=point.params,
+                  realised_ratio=point.realised_ratio, key=point.spec.canonical_string(),
+                  aliases=" ".join(point.aliases), val_images=len(self.dataset.val))
+        accs, status = self._train_seeds(trial, point.spec)
+        mean = sum(accs) / len(accs)
+        std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5 if len(accs) > 1 else None
+        set_attrs(trial, val_accs=accs, val_acc=mean, val_std=std, status=status,
+                  seconds=time.perf_counter() - start)
+        done = sum(1 for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                   if "grid_point" in t.user_attrs) + 1
+        self.progress.say(done, f"alpha {c.alpha:.2f} beta {c.beta:.2f} gamma {c.gamma:.2f} ({c.factor:.3f} "
+                                f"nominal, {point.realised_ratio:.3f} realised, {point.spec.resolution}px)  "
+                                f"val {mean * 100:5.2f}% over {len(accs)} seed(s)", time.perf_counter() - start)
+        return mean
+
+    def _train_seeds(self, trial: optuna.Trial, spec: ArchSpec) -> tuple[list[float], Status]:
+        spec = spec.replace(num_classes=self.dataset.num_classes)
+        accs, status = [], Status.TRAINED
+        for k in range(self.config.seeds):
             try:
-                result = train(spec, self.dataset, self.recipe, runtime=self.runtime)
+                result = train(spec, self.dataset, self.recipe.replace(seed=self.config.seed + k),
+                               runtime=self.runtime)
             except TrainError as exc:
-                trial.set_user_attr("status", "failed")
-                trial.set_user_attr("error", str(exc))
+                set_attrs(trial, status=Status.FAILED, error=str(exc))
                 raise
-            acc = result.val_acc if result.status == "completed" and result.val_acc is not None else 0.0
-            for k, v in (("val_acc", acc), ("status", "trained" if result.status == "completed" else "diverged"),
-                         ("train_seconds", result.train_seconds), ("seconds", time.perf_counter() - start),
-                         ("images_seen", result.images_seen)):
-                trial.set_user_attr(k, v)
-        done = len(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) + 1
-        total = len(self.points)
-        elapsed = time.perf_counter() - self.started
-        self.log(f"grid point {min(done, total)}/{total}  alpha {c.alpha:.2f} beta {c.beta:.2f} gamma "
-                 f"{c.gamma:.2f}  ({c.factor:.3f} nominal, {attrs['realised_ratio']:.3f} realised, "
-                 f"{spec.resolution}px)  val {acc * 100:5.2f}%  {time.perf_counter() - start:5.1f}s  "
-                 f"elapsed {fmt_seconds(elapsed)}, ETA {fmt_seconds(elapsed / max(done, 1) * (total - done))}")
-        return acc
+            if result.status != "completed" or result.val_acc is None:
+                status = Status.DIVERGED
+            accs.append(result.val_acc if result.val_acc is not None and result.status == "completed" else 0.0)
+        return accs, status
 
 
-class ResumableGridSampler(optuna.samplers.GridSampler):
-    """Optuna's GridSampler, tolerant of re-queued trials: a trial that a killed run left
-    behind is enqueued again with its point as a fixed parameter and no grid id, which
-    the stock `after_trial` does not expect (KeyError) when one grid point is left."""
-
-    def after_trial(self, study, trial, state, values) -> None:
-        if "grid_id" in study._storage.get_trial_system_attrs(trial._trial_id):
-            super().after_trial(study, trial, state, values)
-        elif not self._get_unvisited_grid_ids(study):
-            study.stop()
+def _stop_when_queue_empty(study: optuna.Study, _trial: Any) -> None:
+    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        study.stop()
 
 
 def _worker(config: GridConfig, worker: int, log: Callable[[str], None] = print) -> None:
-    runner = GridRunner(config, log)
-    storage = make_storage(config.storage, Path(config.out))
-    sampler = ResumableGridSampler({"point": list(range(len(runner.points)))},
-                                   seed=config.seed + 7919 * worker)
-    study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler)
-    if _remaining(study, len(runner.points)) == 0:
+    base = _base(config)
+    points = plan_points(base, config)
+    study = load_for_worker(config.plan(base), optuna.samplers.RandomSampler(seed=config.seed + 7919 * worker))
+    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         return
-    study.optimize(runner, catch=(TrainError,), timeout=config.timeout)
+    study.optimize(GridRunner(config, base, points, log), callbacks=[_stop_when_queue_empty],
+                   catch=(TrainError,), timeout=config.timeout)
 
 
 def _worker_process(config_dict: dict, worker: int) -> None:
     _worker(GridConfig(**config_dict), worker)
 
 
-def _remaining(study: optuna.Study, n_points: int) -> int:
-    done = {t.params.get("point") for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    return n_points - len(done)
+def _base(config: GridConfig) -> ArchSpec:
+    return resolve_spec(config.base)
+
+
+def _enqueue_missing(study: optuna.Study, n_points: int) -> int:
+    """Queue every point that is neither finished nor already waiting; returns how many remain."""
+    states = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+    present = {t.user_attrs.get("grid_point") for t in study.get_trials(deepcopy=False, states=states)}
+    for i in range(n_points):
+        if i not in present:
+            study.enqueue_trial({"point": i}, user_attrs={"grid_point": i})
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def run_grid(config: GridConfig, log: Callable[[str], None] = print) -> optuna.Study:
-    out = Path(config.out)
-    points = config.points()
-    resolve_spec(config.base)
-    with RunLock(out):
-        pin_settings(out, "grid.yaml", config.to_dict(), GridConfig.RESUMABLE, "grid")
-        storage = make_storage(config.storage, out)
-        study = optuna.create_study(study_name=config.name, storage=storage, load_if_exists=True,
-                                    direction="maximize")
-        remaining = _remaining(study, len(points))
-        if remaining < len(points):
-            log(f"resuming grid {config.name}: {len(points) - remaining}/{len(points)} points done")
-        else:
-            log(f"grid {config.name}: {len(points)} admissible points (|alpha*beta^2*gamma^2 - 2| <= "
-                f"{config.tolerance}, step {config.step}) on base {config.base}")
-        if is_file_storage(config.storage):
-            requeue_interrupted(study)
+    """Plan the points, open (or resume) the study, train what is left.
+
+    Args:
+        config: the grid's settings.
+        log: where progress lines go.
+    """
+    base = _base(config)
+    points = plan_points(base, config)
+    plan = config.plan(base)
+    with locked(plan):
+        study = open_study(plan, ["maximize"], log)
+        remaining = _enqueue_missing(study, len(points))
+        done = len(points) - remaining
+        log(f"{'resuming ' if done else ''}grid {config.name}: {len(points)} distinct networks within "
+            f"{config.tolerance} of {TARGET_FACTOR:g}x realised MACs on base {base.name} "
+            f"({done} done), {config.seeds} seed(s) each")
         if remaining:
-            if config.workers == 1:
-                _worker(config, 0, log)
-            else:
-                spawn_workers(_worker_process, config.to_dict(), config.workers)
+            run_workers(_worker_process, config.to_dict(), config.workers,
+                        lambda: _worker(config, 0, log))
     return study
-
-
-def grid_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per grid point (a point run twice by racing workers counts once), best first."""
-    rows = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        rows.append({"trial": t.number, "point": t.params.get("point"), **{k: t.user_attrs.get(k) for k in (
-            "alpha", "beta", "gamma", "factor", "resolution", "macs", "params", "realised_ratio",
-            "val_acc", "status", "same_as", "seconds")}})
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    df = df.drop_duplicates("point").sort_values(["val_acc", "macs"], ascending=[False, True])
-    df.insert(0, "rank", range(1, len(df) + 1))
-    return df
-
-
-def write_grid_outputs(study: optuna.Study, config: GridConfig) -> Optional[dict]:
-    out = Path(config.out)
-    df = grid_frame(study)
-    df.to_csv(out / "grid.csv", index=False)
-    if df.empty:
-        return None
-    best = df.iloc[0]
-    chosen = {"alpha": float(best["alpha"]), "beta": float(best["beta"]), "gamma": float(best["gamma"]),
-              "factor": round(float(best["factor"]), 4), "realised_ratio": round(float(best["realised_ratio"]), 4),
-              "val_acc": float(best["val_acc"]), "base": config.base, "dataset": config.dataset,
-              "recipe": config.recipe, "points": int(len(df)),
-              "note": "ranked by validation accuracy of the proxy recipe; the realised MACs ratio of "
-                      "each point is in grid.csv"}
-    (out / "best_coefficients.yaml").write_text(yaml.safe_dump(chosen, sort_keys=False))
-    _plot(out / "grid.png", df)
-    return chosen
-
-
-def _plot(path: Path, df: pd.DataFrame) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ordered = df.sort_values(["alpha", "beta", "gamma"])
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    labels = [f"{a:g}/{b:g}/{g:g}" for a, b, g in zip(ordered["alpha"], ordered["beta"], ordered["gamma"])]
-    best = df.iloc[0]
-    colors = ["tab:red" if (r["alpha"], r["beta"], r["gamma"]) == (best["alpha"], best["beta"], best["gamma"])
-              else "tab:blue" for _, r in ordered.iterrows()]
-    ax1.bar(range(len(ordered)), ordered["val_acc"] * 100, color=colors)
-    ax1.set_xticks(range(len(ordered)))
-    ax1.set_xticklabels(labels, rotation=90, fontsize=6 if len(ordered) > 30 else 8)
-    low = max(0, ordered["val_acc"].min() * 100 - 5)
-    ax1.set_ylim(low, min(100, ordered["val_acc"].max() * 100 + 2))
-    ax1.set_ylabel("validation accuracy (%)")
-    ax1.set_title("accuracy per grid point (alpha/beta/gamma), best in red")
-    sc = ax2.scatter(ordered["realised_ratio"], ordered["val_acc"] * 100, c=ordered["alpha"], cmap="viridis")
-    ax2.axvline(TARGET_FACTOR, color="k", ls="--", lw=1, label="nominal 2x")
-    ax2.set_xlabel("realised MACs ratio to the base")
-    ax2.set_ylabel("validation accuracy (%)")
-    ax2.legend(fontsize=8)
-    fig.colorbar(sc, ax=ax2, label="alpha (depth)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -23,19 +23,22 @@ from nas.recipe import resolve_recipe
 from nas.search.engine import SearchConfig, run_search
 from nas.search.report import cost_line, write_outputs
 from nas.search.space import load_space
-from nas.search.rundir import RunLock, SearchError, pin_settings
+from nas.study import RunLock, StudyError as SearchError, pin_settings
 from nas.spec import ArchSpec
 from nas.train import Runtime
 
 from .coefficients import Coefficients
 from .emit import emit_compound, write_emission
-from .grid import GridConfig, run_grid, write_grid_outputs
+from .grid import GridConfig, run_grid
+from .grid_report import write_grid_outputs
 
 STEPS = ("search", "grid", "emit", "train", "report")
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """Every setting of one pipeline run; the fields are also the `nas pipeline` options."""
+
     space: str
     dataset: str
     target_macs: int
@@ -49,16 +52,21 @@ class PipelineConfig:
     grid_step: float = 0.05
     grid_tolerance: float = 0.1
     grid_closest: Optional[int] = 6
-    resolution_multiple: int = 8
+    grid_seeds: int = 1
+    resolution_multiple: int = 0
+    final_recipe: Optional[str] = None  # None: the search recipe
+    seeds: tuple[int, ...] = (0,)
     device: str = "auto"
     data_dir: Optional[str] = None
     workers: int = 1
+    download: bool = False
 
-    RESUMABLE = ("device", "data_dir", "workers")
+    RESUMABLE = ("device", "data_dir", "workers", "download")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["phis"] = list(self.phis)
+        d["seeds"] = list(self.seeds)
         return d
 
 
@@ -97,15 +105,15 @@ class Pipeline:
         return SearchConfig(space=c.space, dataset=c.dataset, target_macs=c.target_macs,
                             out=str(self.out / "search"), objective=c.objective, trials=c.trials,
                             sampler=c.sampler, seed=c.seed, recipe=c.recipe, device=c.device,
-                            data_dir=c.data_dir, workers=c.workers)
+                            data_dir=c.data_dir, workers=c.workers, download=c.download)
 
     def _grid_config(self) -> GridConfig:
         c = self.config
         return GridConfig(base=str(self.out / "search" / "best.yaml"), dataset=c.dataset,
                           out=str(self.out / "grid"), step=c.grid_step, tolerance=c.grid_tolerance,
                           closest=c.grid_closest, recipe=c.recipe, seed=c.seed, device=c.device,
-                          data_dir=c.data_dir, workers=c.workers,
-                          resolution_multiple=c.resolution_multiple)
+                          data_dir=c.data_dir, workers=c.workers, seeds=c.grid_seeds,
+                          resolution_multiple=c.resolution_multiple, download=c.download)
 
     def _search(self) -> None:
         config = self._search_config()
@@ -142,7 +150,7 @@ class Pipeline:
     def dataset(self):
         space = load_space(self.config.space)
         return load_dataset(self.config.dataset, data_dir=self.config.data_dir,
-                            resolution=space.base.resolution)
+                            resolution=space.base.resolution, download=self.config.download)
 
     def _models(self) -> tuple[list[tuple[str, ArchSpec]], dict[str, str]]:
         base = self._base()
@@ -164,8 +172,8 @@ class Pipeline:
 
     def _train(self) -> None:
         models, _ = self._models()
-        recipe = resolve_recipe(self.config.recipe).replace(seed=self.config.seed)
-        runs = compare(models, self.dataset, recipe, self.out / "train", seeds=[self.config.seed],
+        recipe = resolve_recipe(self.config.final_recipe or self.config.recipe)
+        runs = compare(models, self.dataset, recipe, self.out / "train", seeds=self.config.seeds,
                        runtime=Runtime(device=self.config.device, quiet=True), log=self.log)
         runs.to_csv(self.out / "train" / "runs.csv", index=False)
 
@@ -191,8 +199,11 @@ class Pipeline:
    {grid.iloc[0]['realised_ratio']:.3f}); full table in `grid/grid.csv`, plot `grid/grid.png`.
 3. **Emission** for phi = {', '.join(f'{p:g}' for p in self.config.phis)}: `scaled/scaled.csv`
    (realised vs nominal MACs ratio: {', '.join(f"{r:.2f} vs {f:.2f}" for r, f in zip(scaled['realised_ratio'], scaled['formula_ratio']))}).
-4. **Training** with recipe `{self.config.recipe}`, seed {self.config.seed}, the same for every model
-   (selection used the validation split only; test accuracy is reported, never used to choose).
+4. **Training** with recipe `{self.config.final_recipe or self.config.recipe}`, seeds
+   {', '.join(map(str, self.config.seeds))}, the same for every model (selection used the validation
+   split only; test accuracy is reported, never used to choose). Each net is compared with the
+   searched base by the paired seed difference and its 95 % interval; "not resolved" means the
+   interval contains 0 and no winner can be named at this budget.
 
 {markdown(summary, labels)}
 

@@ -1,58 +1,63 @@
-"""Arguments shared by several sub-commands."""
+"""Option groups and helpers shared by several sub-commands."""
 from __future__ import annotations
 
 import argparse
-from typing import Optional
+from typing import Callable, Optional
 
 from ..data import Dataset, load_dataset
 from ..recipe import Recipe, resolve_recipe
+from ..spec import ArchSpec
 from ..train import Runtime
+from .options import add
+
+DATA = ("dataset", "data_dir", "data_resolution", "val_fraction", "download")
+RUNTIME = ("device", "no_cuda_graphs", "compile", "cudnn_benchmark", "channels_last")
+RECIPE_OVERRIDES = ("epochs", "batch_size", "lr")
 
 
-def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--dataset", required=required,
-                   help="digits (built in), cifar10, or imagefolder:PATH")
-    p.add_argument("--data-dir", help="where cifar10 lives (default: $NAS_DATA_DIR)")
-    p.add_argument("--data-resolution", type=int,
-                   help="decode image folders at this size (default: the spec's resolution)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of the training data held out for validation (default 0.1)")
-    p.add_argument("--download", action="store_true",
-                   help="fetch CIFAR-10 with torchvision when no local copy is found")
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """--dataset, --data-dir, --data-resolution, --val-fraction, --download."""
+    add(p, *DATA)
 
 
 def dataset_from_args(args: argparse.Namespace, resolution: Optional[int] = None) -> Dataset:
+    """Load the data set the options name, at `--data-resolution` or `resolution`."""
     return load_dataset(args.dataset, data_dir=args.data_dir,
                         resolution=args.data_resolution or resolution,
                         val_fraction=args.val_fraction, download=args.download)
 
 
 def add_recipe_args(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("--recipe", default=default,
-                   help=f"recipe preset (smoke, proxy, full) or YAML file (default {default})")
-    p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--batch-size", type=int, help="override the recipe's batch size")
-    p.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
-    p.add_argument("--seed", type=int, help="override the recipe's seed")
+    """--recipe (with this command's default) and the per-run overrides."""
+    add(p, "recipe", *RECIPE_OVERRIDES, recipe=default)
+    add(p, "seed", seed=None)
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The recipe with any --epochs/--batch-size/--lr/--seed overrides applied."""
     recipe = resolve_recipe(args.recipe)
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed")
+    overrides = {k: getattr(args, k) for k in (*RECIPE_OVERRIDES, "seed")
                  if getattr(args, k, None) is not None}
     return recipe.replace(**overrides) if overrides else recipe
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--no-cuda-graphs", action="store_true", help="run the GPU step eagerly")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the model (minutes per architecture; for long runs)")
-    p.add_argument("--cudnn-benchmark", action="store_true",
-                   help="let cuDNN autotune (13-28 s per new net; for long runs)")
-    p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto")
+    """--device and the speed switches."""
+    add(p, *RUNTIME)
 
 
 def runtime_from_args(args: argparse.Namespace, quiet: bool = False) -> Runtime:
+    """The Runtime the speed options describe."""
     return Runtime(device=args.device, cuda_graphs=not args.no_cuda_graphs, compile=args.compile,
                    cudnn_benchmark=args.cudnn_benchmark, channels_last=args.channels_last, quiet=quiet)
+
+
+def fit_to_data(spec: ArchSpec, dataset: Dataset, log: Callable[[str], None] = print) -> ArchSpec:
+    """The spec with its classifier and input channels set for `dataset`, saying so when it
+    changes them (e.g. an ImageNet preset trained on CIFAR-10)."""
+    if spec.num_classes == dataset.num_classes and spec.in_channels == dataset.channels:
+        return spec
+    log(f"note: {spec.name}: classifier set to {dataset.num_classes} classes and input to "
+        f"{dataset.channels} channels for {dataset.name} (the spec had {spec.num_classes} and "
+        f"{spec.in_channels})")
+    return spec.replace(num_classes=dataset.num_classes, in_channels=dataset.channels)

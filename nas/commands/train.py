@@ -3,49 +3,48 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-import torch
-
-from ..builder import build
 from ..presets import resolve_spec
-from ..train import evaluate, load_checkpoint, train
-from ..train.augment import Normalize
-from ..train.runtime import amp_dtype, resolve_device
-from ..train.trainer import staged_split
-from ..recipe import Recipe
-from .common import (add_data_args, add_recipe_args, add_runtime_args, dataset_from_args,
+from ..study import RunLock
+from ..train import evaluate_checkpoint, load_checkpoint, train
+from .common import (DATA, add_data_args, add_recipe_args, add_runtime_args, dataset_from_args, fit_to_data,
                      recipe_from_args, runtime_from_args)
+from .options import add
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a spec or preset with the shared trainer")
-    p.add_argument("spec", metavar="SPEC_OR_PRESET")
+    p.add_argument("spec", metavar="SPEC_OR_PRESET", help="a spec YAML file or a preset name")
     add_data_args(p)
     add_recipe_args(p, default="full")
     add_runtime_args(p)
-    p.add_argument("--out", required=True, help="run directory (checkpoint, metrics, result)")
+    add(p, "out")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-test", action="store_true", help="skip the final test-split evaluation")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a data split")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="run directory or checkpoint.pt")
-    add_data_args(p)
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    add(p, *DATA, dataset=None)
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="the split to evaluate (default test)")
+    add(p, "device")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    spec = resolve_spec(args.spec)
     recipe = recipe_from_args(args)
-    dataset = dataset_from_args(args, resolution=spec.resolution)
+    dataset = dataset_from_args(args, resolution=resolve_spec(args.spec).resolution)
+    spec = fit_to_data(resolve_spec(args.spec), dataset)
     print(dataset.summary())
-    result = train(spec, dataset, recipe, runtime=runtime_from_args(args), out_dir=args.out,
-                   resume=args.resume, evaluate_test=not args.no_test)
+    with RunLock(Path(args.out)):
+        result = train(spec, dataset, recipe, runtime=runtime_from_args(args), out_dir=args.out,
+                       resume=args.resume, evaluate_test=not args.no_test)
     test = f", test {result.test_acc:.4f}" if result.test_acc is not None else ""
-    print(f"{result.status}: {result.epochs_run} epochs, val {result.val_acc:.4f}{test}, "
+    val = f"{result.val_acc:.4f}" if result.val_acc is not None else "-"
+    print(f"{result.status}: {result.epochs_run} epochs, val {val}{test}, "
           f"{result.images_per_s:,.0f} img/s, {result.train_seconds:.1f} s training "
           f"({result.wall_seconds:.1f} s wall) -> {args.out}")
     return 0 if result.status == "completed" else 1
@@ -53,18 +52,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     spec, state = load_checkpoint(args.checkpoint)
-    recipe = Recipe.from_dict(state["recipe"])
+    if args.dataset is None:  # the run folder knows its data set
+        saved = (state.get("fingerprint") or {}).get("data") or {}
+        args.dataset = saved.get("name")
+        if args.dataset is None or args.dataset.startswith("imagefolder:"):
+            from ..errors import NasError
+            raise NasError(f"{args.checkpoint} does not record a loadable data set; pass --dataset")
     dataset = dataset_from_args(args, resolution=spec.resolution)
-    device = resolve_device(args.device)
-    model = build(spec).to(device)
-    model.load_state_dict(state["weights"])
-    mean, std = dataset.mean_std()
-    data = staged_split(dataset, args.split, 1.0, device, spec.resolution)
-    acc, loss = evaluate(model, data, Normalize(mean, std, False).to(device),
-                         amp_dtype(recipe.precision, device), 1024)
-    report = {"checkpoint": str(args.checkpoint), "spec": spec.name, "split": args.split,
-              "images": len(data), "accuracy": acc, "loss": loss}
+    report = evaluate_checkpoint(args.checkpoint, dataset, args.split, args.device)
     print(json.dumps(report) if args.json else
-          f"{spec.name} on {dataset.name} {args.split} ({len(data)} images): accuracy {acc:.4f}, "
-          f"loss {loss:.4f}")
+          f"{report['spec']} on {dataset.name} {args.split} ({report['images']} images): accuracy "
+          f"{report['accuracy']:.4f}, loss {report['loss']:.4f}")
     return 0

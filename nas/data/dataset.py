@@ -1,18 +1,21 @@
-"""Dataset and Split containers and the name -> loader dispatch."""
+"""Dataset and Split containers and the split helpers the loaders share.
+
+The name -> loader dispatch lives in the package's ``__init__`` so that loaders can
+import these types without an import circle."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import NasError
 
 SPLITS = ("train", "val", "test", "train+val")
 VAL_SEED = 20190528  # fixed: the validation split must not depend on a run's seed
+STAGED_COPIES = 6     # device copies kept per data set (splits x resolutions x devices)
 
 
 class DataError(NasError):
@@ -37,7 +40,7 @@ class Dataset:
     test: Split
     source: str
     cached: bool = False  # True when decoded arrays came from the cache
-    _device_copies: dict = field(default_factory=dict, repr=False)
+    _staged: dict = field(default_factory=dict, repr=False)
     _stats: Optional[tuple[list[float], list[float]]] = field(default=None, repr=False)
 
     @property
@@ -68,6 +71,23 @@ class Dataset:
             self._stats = (x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).tolist())
         return self._stats
 
+    def staged(self, split: str, device: torch.device | str, resolution: int,
+               fraction: float = 1.0) -> Split:
+        """The split as uint8 tensors on `device`, resized to `resolution`; memoised.
+
+        Args:
+            split: train, val, test or train+val.
+            device: where the copy lives (a GPU keeps the whole split resident).
+            resolution: side length the images are resized to (bilinear, antialiased).
+            fraction: keep this share of the split, the same fixed subset in every run.
+        """
+        key = (split, fraction, str(device), resolution)
+        if key not in self._staged:
+            if len(self._staged) >= STAGED_COPIES:
+                self._staged.pop(next(iter(self._staged)))
+            self._staged[key] = _stage(self.split(split), device, resolution, fraction)
+        return self._staged[key]
+
     def summary(self) -> str:
         return (f"{self.name}: {self.num_classes} classes, {self.resolution}px, train {len(self.train)}"
                 f" / val {len(self.val)} / test {len(self.test)} ({self.source}"
@@ -93,24 +113,24 @@ def _split(images: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> Split:
                  torch.from_numpy(labels[idx].astype(np.int64)))
 
 
-def default_data_dir() -> Optional[Path]:
-    env = os.environ.get("NAS_DATA_DIR")
-    return Path(env) if env else None
+def _stage(data: Split, device: torch.device | str, resolution: int, fraction: float) -> Split:
+    images, labels = data.images, data.labels
+    if fraction < 1.0:
+        g = torch.Generator().manual_seed(VAL_SEED + 1)  # one fixed subset for every run
+        keep = torch.randperm(len(labels), generator=g)[:max(1, int(len(labels) * fraction))].sort().values
+        images, labels = images[keep], labels[keep]
+    images = resize(images.to(device, non_blocking=True), resolution)
+    return Split(images, labels.to(device))
 
 
-def load_dataset(name: str, data_dir: Optional[str | Path] = None, resolution: Optional[int] = None,
-                 val_fraction: float = 0.1, download: bool = False,
-                 cache_dir: Optional[str | Path] = None) -> Dataset:
-    """Load a data set by name: digits, cifar10 or imagefolder:PATH."""
-    from . import cifar, digits, imagefolder
-
-    if not 0 < val_fraction < 1:
-        raise DataError(f"val_fraction {val_fraction} must be in (0, 1)")
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    if name == "digits":
-        return digits.load(resolution or 16, val_fraction)
-    if name == "cifar10":
-        return cifar.load(data_dir, resolution, val_fraction, download, cache_dir)
-    if name.startswith("imagefolder:"):
-        return imagefolder.load(Path(name.split(":", 1)[1]), resolution or 64, val_fraction, cache_dir)
-    raise DataError(f"unknown dataset {name!r}; use digits, cifar10 or imagefolder:PATH")
+def resize(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """uint8 N x C x H x W -> uint8 N x C x size x size (bilinear, antialiased)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8,
+                      device=images.device)
+    for start in range(0, images.shape[0], chunk):
+        x = images[start:start + chunk].float()
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start:start + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
+    return out

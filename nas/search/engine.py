@@ -15,31 +15,33 @@ from typing import Any, Callable, Optional
 
 import optuna
 import torch
-from optuna.trial import TrialState
 
 from ..builder import build
 from ..counting import analytic_count
 from ..data import load_dataset
 from ..latency import measure_latency_ms
-from ..progress import fmt_seconds
 from ..recipe import resolve_recipe
+from ..study import (ProgressLine, Status, StudyPlan, count_statuses, finished_with,
+                     load_for_worker, locked, open_study, run_workers, set_attrs)
+from ..study.rundir import SearchError
 from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
 from .objectives import Objective
 from .space import SearchSpace, load_space
-from .rundir import RunLock, SearchError, pin_settings, spawn_workers
-from .storage import is_file_storage, make_storage, requeue_interrupted
 
 SAMPLERS = ("tpe", "nsga2", "random")
 PRUNERS = ("median", "halving", "none")
-TRAINED = ("trained", "pruned", "diverged")  # statuses that spent training compute
+TRAINED = Status.spent_training()  # statuses that spent training compute
 NON_TRAINING_CAP = 20  # stop after this many rejected/duplicate samples per wanted trial
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own trial lines say more
 
 
 @dataclass(frozen=True)
 class SearchConfig:
+    """Every setting of one search; the fields are also the `nas search` options.
+
+    Only the keys in RESUMABLE may differ when a search is re-run into the same --out.
+    """
+
     space: str
     dataset: str
     target_macs: int
@@ -61,9 +63,10 @@ class SearchConfig:
     val_fraction: float = 0.1
     latency_batch: int = 1
     timeout: Optional[float] = None  # seconds after which no new trial starts
+    download: bool = False
 
     # settings that may change between runs of the same search (the rest may not)
-    RESUMABLE = ("trials", "workers", "device", "storage", "data_dir", "timeout")
+    RESUMABLE = ("trials", "workers", "device", "data_dir", "timeout", "download")
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -83,15 +86,16 @@ class SearchConfig:
     def name(self) -> str:
         return self.study_name or Path(self.out).resolve().name
 
+    def plan(self) -> StudyPlan:
+        """Where the study lives and what is pinned (the shared study core's view)."""
+        return StudyPlan(Path(self.out), self.name, self.storage, self.to_dict(), self.RESUMABLE,
+                         "search.yaml", "search")
+
 
 def trained_count(study: optuna.Study) -> tuple[int, int]:
     """(trials that trained a candidate, trials that did not: rejected or duplicate)."""
-    trained = other = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if t.user_attrs.get("status") in TRAINED:
-            trained += 1
-        else:
-            other += 1
+    trained = count_statuses(study, TRAINED)
+    other = count_statuses(study, (Status.REJECTED.value, Status.DUPLICATE.value))
     return trained, other
 
 
@@ -114,7 +118,11 @@ def make_pruner(name: str, multi_objective: bool, epochs: int) -> optuna.pruners
 
 
 class TrialRunner:
-    """The Optuna objective: one candidate per call."""
+    """The Optuna objective: one candidate per call.
+
+    Each call: sample -> spec -> analytic count -> reject (hard budget) | reuse a finished
+    trial of the same network (canonical key) | proxy-train on the validation split.
+    """
 
     def __init__(self, config: SearchConfig, space: SearchSpace, worker: int,
                  log: Callable[[str], None]) -> None:
@@ -122,7 +130,7 @@ class TrialRunner:
         self.objective = config.objective_fn()
         self.dataset = load_dataset(config.dataset, data_dir=config.data_dir,
                                     resolution=config.data_resolution or space.base.resolution,
-                                    val_fraction=config.val_fraction)
+                                    val_fraction=config.val_fraction, download=config.download)
         self.recipe = resolve_recipe(config.recipe).replace(seed=config.seed)
         train_images = int(len(self.dataset.split(self.recipe.train_split)) * self.recipe.train_fraction)
         batch = min(self.recipe.batch_size, train_images)
@@ -133,7 +141,8 @@ class TrialRunner:
             device = f"cuda:{worker % n_gpus}"  # one worker per GPU
         self.device = resolve_device(device)
         self.runtime = Runtime(device=str(self.device), quiet=True)
-        self.started = time.perf_counter()
+        prefix = f"[w{worker}] " if config.workers > 1 else ""
+        self.progress = ProgressLine(config.trials, log, prefix=f"{prefix}trial ")
 
     def __call__(self, trial: optuna.Trial) -> Any:
         start = time.perf_counter()
@@ -141,88 +150,77 @@ class TrialRunner:
         spec = self.space.to_spec(params, num_classes=self.dataset.num_classes,
                                   name=f"{self.space.name}-t{trial.number}")
         count = analytic_count(spec)
-        arch = spec.arch_string()
-        for key, value in (("arch", arch), ("macs", count.macs), ("params", count.params),
-                           ("worker", self.worker), ("device", str(self.device))):
-            trial.set_user_attr(key, value)
+        set_attrs(trial, arch=spec.arch_string(), key=spec.canonical_string(), macs=count.macs,
+                  params=count.params, worker=self.worker, device=str(self.device))
         if self.objective.mode == "hard":
             trial.set_constraint("macs_over_target", float(count.macs - self.objective.target))
         if self.objective.rejects(count.macs):
-            trial.set_user_attr("status", "rejected")
-            trial.set_user_attr("seconds", time.perf_counter() - start)
+            set_attrs(trial, status=Status.REJECTED, seconds=time.perf_counter() - start)
             self._say(trial, "rejected", count.macs, None, None, start)
             return self._value(0.0, count.macs)
-        previous = self._completed_with(trial.study, arch)
+        previous = finished_with(trial.study, spec.canonical_string(),
+                                 (Status.TRAINED.value, Status.DIVERGED.value))
         if previous is not None:
-            for key in ("val_acc", "reward", "latency_ms", "epochs"):
-                trial.set_user_attr(key, previous.user_attrs.get(key))
-            trial.set_user_attr("duplicate_of", previous.number)
-            trial.set_user_attr("status", "duplicate")
-            trial.set_user_attr("seconds", time.perf_counter() - start)
-            self._say(trial, f"duplicate of #{previous.number}", count.macs,
-                      previous.user_attrs.get("val_acc"), previous.user_attrs.get("reward"), start)
-            return previous.values if len(previous.values) > 1 else previous.values[0]
+            return self._reuse(trial, previous, count.macs, start)
+        return self._train(trial, spec, count.macs, start)
 
+    def _reuse(self, trial: optuna.Trial, previous: optuna.trial.FrozenTrial, macs: int,
+               start: float) -> Any:
+        set_attrs(trial, **{k: previous.user_attrs.get(k) for k in ("val_acc", "reward", "latency_ms", "epochs")})
+        set_attrs(trial, duplicate_of=previous.number, status=Status.DUPLICATE,
+                  seconds=time.perf_counter() - start)
+        self._say(trial, f"duplicate of #{previous.number}", macs,
+                  previous.user_attrs.get("val_acc"), previous.user_attrs.get("reward"), start)
+        return previous.values if len(previous.values) > 1 else previous.values[0]
+
+    def _train(self, trial: optuna.Trial, spec, macs: int, start: float) -> Any:
         model = build(spec).to(self.device)
         trial.set_user_attr("latency_ms", measure_latency_ms(
             model, spec.resolution, self.device, batch=self.config.latency_batch))
         del model
+        try:
+            result = train(spec, self.dataset, self.recipe, runtime=self.runtime,
+                           callback=self._pruning_callback(trial, macs, start))
+        except TrainError as exc:
+            set_attrs(trial, status=Status.FAILED, error=str(exc))
+            self.log(f"trial #{trial.number}: failed: {exc}")
+            raise
+        acc = result.val_acc if result.status == "completed" and result.val_acc is not None else 0.0
+        reward = self.objective.reward(acc, macs)
+        status = Status.TRAINED if result.status == "completed" else Status.DIVERGED
+        self._finish(trial, status, acc, reward, result.epochs_run, start)
+        self._say(trial, status.value, macs, acc, reward, start)
+        return self._value(acc if self.objective.mode == "pareto" else reward, macs)
 
+    def _pruning_callback(self, trial: optuna.Trial, macs: int, start: float) -> Callable[[dict], None]:
         def report(metrics: dict) -> None:
             acc = metrics["val_acc"]
             if acc is None or self.objective.mode == "pareto":
                 return
-            reward = self.objective.reward(acc, count.macs)
+            reward = self.objective.reward(acc, macs)
             trial.report(reward, metrics["epoch"])
             if trial.should_prune():
-                self._finish(trial, "pruned", acc, reward, metrics["epoch"], start)
-                self._say(trial, f"pruned at epoch {metrics['epoch']}", count.macs, acc, reward, start)
+                self._finish(trial, Status.PRUNED, acc, reward, metrics["epoch"], start)
+                self._say(trial, f"pruned at epoch {metrics['epoch']}", macs, acc, reward, start)
                 raise optuna.TrialPruned()
-
-        try:
-            result = train(spec, self.dataset, self.recipe, runtime=self.runtime, callback=report)
-        except TrainError as exc:
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr("error", str(exc))
-            self.log(f"trial #{trial.number}: failed: {exc}")
-            raise
-        acc = result.val_acc if result.status == "completed" and result.val_acc is not None else 0.0
-        reward = self.objective.reward(acc, count.macs)
-        status = "trained" if result.status == "completed" else "diverged"
-        self._finish(trial, status, acc, reward, result.epochs_run, start)
-        self._say(trial, status, count.macs, acc, reward, start)
-        return self._value(acc if self.objective.mode == "pareto" else reward, count.macs)
+        return report
 
     def _value(self, score: float, macs: int) -> Any:
         return (score, float(macs)) if self.objective.mode == "pareto" else score
 
-    def _finish(self, trial: optuna.Trial, status: str, acc: float, reward: float, epochs: int,
+    def _finish(self, trial: optuna.Trial, status: Status, acc: float, reward: float, epochs: int,
                 start: float) -> None:
-        for key, value in (("status", status), ("val_acc", acc), ("reward", reward), ("epochs", epochs),
-                           ("images_seen", epochs * self.images_per_epoch),
-                           ("seconds", time.perf_counter() - start)):
-            trial.set_user_attr(key, value)
-
-    @staticmethod
-    def _completed_with(study: optuna.Study, arch: str) -> Optional[optuna.trial.FrozenTrial]:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("arch") == arch and t.user_attrs.get("status") in ("trained", "diverged"):
-                return t
-        return None
+        set_attrs(trial, status=status, val_acc=acc, reward=reward, epochs=epochs,
+                  images_seen=epochs * self.images_per_epoch, seconds=time.perf_counter() - start)
 
     def _say(self, trial: optuna.Trial, status: str, macs: int, acc: Optional[float],
              reward: Optional[float], start: float) -> None:
         trained, _ = trained_count(trial.study)
         done = trained + (1 if status in TRAINED or status.startswith("pruned") else 0)
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / max(done, 1) * max(self.config.trials - done, 0) if done else None
         acc_s = f"val {acc * 100:5.2f}%" if acc is not None else "val   -   "
         rew_s = f"reward {reward:.4f}" if reward is not None else ""
-        prefix = f"[w{self.worker}] " if self.config.workers > 1 else ""
-        self.log(f"{prefix}trial #{trial.number:<3d} {min(done, self.config.trials)}/{self.config.trials} "
-                 f"{status:<10s} {macs / 1e6:8.2f} M MACs  {acc_s}  {rew_s}  "
-                 f"{time.perf_counter() - start:5.1f}s  elapsed {fmt_seconds(elapsed)}, "
-                 f"ETA {fmt_seconds(eta) if eta is not None else '?'}")
+        self.progress.say(done, f"#{trial.number:<3d} {status:<10s} {macs / 1e6:8.2f} M MACs  "
+                                f"{acc_s}  {rew_s}", time.perf_counter() - start)
 
 
 def _stop_when_done(config: SearchConfig) -> Callable[[optuna.Study, Any], None]:
@@ -237,15 +235,14 @@ def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = p
     """Run trials until the study holds `config.trials` trained candidates."""
     space = load_space(config.space)
     objective = config.objective_fn()
-    storage = make_storage(config.storage, Path(config.out))
-    existing = len(optuna.load_study(study_name=config.name, storage=storage).trials)
+    plan = config.plan()
+    existing = len(load_for_worker(plan, optuna.samplers.RandomSampler()).trials)
     # a fresh seed stream per worker and per resumed session: no repeated random draws
     seed = config.seed + 7919 * worker + 104729 * existing
-    study = optuna.load_study(study_name=config.name, storage=storage,
-                              sampler=make_sampler(config.sampler, seed, objective.mode == "pareto"),
-                              pruner=make_pruner(config.pruner, objective.mode == "pareto",
-                                                 resolve_recipe(config.recipe).epochs))
-    trained, other = trained_count(study)
+    study = load_for_worker(plan, make_sampler(config.sampler, seed, objective.mode == "pareto"),
+                            make_pruner(config.pruner, objective.mode == "pareto",
+                                        resolve_recipe(config.recipe).epochs))
+    trained, _ = trained_count(study)
     if trained >= config.trials:
         return
     runner = TrialRunner(config, space, worker, log)
@@ -259,21 +256,18 @@ def _worker_process(config_dict: dict, worker: int) -> None:
 
 def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.Study:
     """Check the config against the space and any earlier run; create or load the study."""
-    out = Path(config.out)
     space = load_space(config.space)
     objective = config.objective_fn()
     dataset = load_dataset(config.dataset, data_dir=config.data_dir,
                            resolution=config.data_resolution or space.base.resolution,
-                           val_fraction=config.val_fraction)  # fills the decode cache for workers
+                           val_fraction=config.val_fraction,
+                           download=config.download)  # fills the decode cache for workers
     low, high = space.macs_range(dataset.num_classes)
     if objective.target < low:
         raise SearchError(f"target {objective.target:,} MACs is below the smallest candidate of space "
                           f"{space.name}: {low:,} MACs ({low / 1e6:.2f} M); raise --target-macs to at "
                           f"least that, or search a smaller space")
-    pin_settings(out, "search.yaml", config.to_dict(), SearchConfig.RESUMABLE, "search")
-    storage = make_storage(config.storage, out)
-    study = optuna.create_study(study_name=config.name, storage=storage, load_if_exists=True,
-                                directions=objective.directions)
+    study = open_study(config.plan(), objective.directions, log)
     study.set_user_attr("objective", objective.describe())
     study.set_user_attr("num_classes", dataset.num_classes)  # for best.yaml, without reloading data
     if not study.trials:
@@ -285,19 +279,18 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     else:
         trained, _ = trained_count(study)
         log(f"resuming search {config.name}: {trained}/{config.trials} candidates trained so far")
-    if is_file_storage(config.storage):
-        requeued = requeue_interrupted(study)
-        if requeued:
-            log(f"re-queued interrupted trial(s) {', '.join(f'#{n}' for n in requeued)}")
     return study
 
 
 def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.Study:
-    """Prepare, run the workers, return the study (outputs are written by the caller)."""
-    with RunLock(Path(config.out)):
+    """Prepare, run the workers, return the study (outputs are written by the caller).
+
+    Args:
+        config: the search's settings.
+        log: where progress lines go.
+    """
+    with locked(config.plan()):
         study = prepare(config, log)
-        if config.workers == 1:
-            run_worker(config, 0, log)
-        else:
-            spawn_workers(_worker_process, config.to_dict(), config.workers)
+        run_workers(_worker_process, config.to_dict(), config.workers,
+                    lambda: run_worker(config, 0, log))
     return study

@@ -15,18 +15,26 @@ from typing import Any, Mapping, Optional, Protocol
 
 import search_spaces
 
-from ..counting import Conv, _out, stage_macs
+from ..counting import stage_macs
 from ..errors import NasError
 from ..presets import resolve_spec
+from ..registry import Conv, block_names, get_block, out_size
 from ..rounding import round_width
 from ..yamlfile import named_file, read_yaml
 from ..spec import ArchSpec, BatchNormSpec, HeadSpec, SpecError, StageSpec, StemSpec
 
 SPACE_DIR = Path(search_spaces.__file__).resolve().parent
 CHOICE_KEYS = ("block", "expand", "kernel", "se", "skip", "width", "repeats")
-SEARCHABLE_BLOCKS = ("mbconv", "ds", "conv")
 SPACE_KEYS = ("name", "description", "resolution", "activation", "dropout", "drop_path", "bn",
               "stem", "head", "choices", "stages", "baselines", "references", "min_repeats")
+
+
+def _takes_expand(block: str) -> bool:
+    return get_block(block).expand == "mbconv"
+
+
+def _variants(blocks, expands) -> list[tuple[str, float]]:
+    return [(b, e) for b in blocks for e in (expands if _takes_expand(b) else (1,))]
 
 
 class SpaceError(NasError):
@@ -51,8 +59,17 @@ class StageChoices:
     repeats_delta: tuple[int, ...]
 
     def block_variants(self) -> list[tuple[str, float]]:
-        """(block, expand) pairs: only MBConv has an expansion ratio."""
-        return [(b, e) for b in self.block for e in (self.expand if b == "mbconv" else (1,))]
+        """Distinct (block, expand) networks: only blocks with an expansion ratio take the
+        expand choices, and a block that is another's expand-1 spelling (``ds`` is
+        ``mbconv e1``) counts once."""
+        seen, variants = set(), []
+        for block, expand in _variants(self.block, self.expand):
+            kind = get_block(block)
+            key = (kind.same_as or block, expand)
+            if key not in seen:
+                seen.add(key)
+                variants.append((block, expand))
+        return variants
 
     def size(self) -> int:
         return (len(self.block_variants()) * len(self.kernel) * len(self.se) * len(self.skip)
@@ -77,7 +94,7 @@ class SearchSpace:
         for i, st in enumerate(self.stages):
             block = trial.suggest_categorical(f"s{i}_block", list(st.block))
             params[f"s{i}_block"] = block
-            if block == "mbconv":
+            if _takes_expand(block):
                 params[f"s{i}_expand"] = trial.suggest_categorical(f"s{i}_expand", list(st.expand))
             for key, values in (("kernel", st.kernel), ("se", st.se), ("skip", st.skip),
                                 ("width", st.width), ("repeats", st.repeats_delta)):
@@ -94,7 +111,7 @@ class SearchSpace:
                 repeats=max(self.min_repeats, st.repeats + int(params[f"s{i}_repeats"])),
                 kernel=int(params[f"s{i}_kernel"]), stride=st.stride,
                 out=round_width(st.out, float(params[f"s{i}_width"])),
-                expand=params[f"s{i}_expand"] if block == "mbconv" else 1,
+                expand=params[f"s{i}_expand"] if _takes_expand(block) else 1,
                 se=float(params[f"s{i}_se"]), skip=bool(params[f"s{i}_skip"])))
         return self.base.replace(name=name or f"{self.name}-candidate", stages=tuple(stages),
                                  num_classes=num_classes or self.base.num_classes)
@@ -109,7 +126,7 @@ class SearchSpace:
             matches = [w for w in st.width if round_width(st.out, w) == stage.out]
             width = min(matches, key=lambda w: abs(w - stage.out / st.out)) if matches else None
             delta = stage.repeats - st.repeats
-            found = {"block": stage.block in st.block, "expand": stage.block != "mbconv" or stage.expand in st.expand,
+            found = {"block": stage.block in st.block, "expand": not _takes_expand(stage.block) or stage.expand in st.expand,
                      "kernel": stage.kernel in st.kernel, "se": stage.se in st.se,
                      "skip": stage.skip in st.skip, "width": width is not None,
                      "repeats": delta in st.repeats_delta, "stride": stage.stride == st.stride}
@@ -118,7 +135,7 @@ class SearchSpace:
                 raise SpaceError(f"{spec.name} stage {i + 1} ({stage.to_string()}) is outside space "
                                  f"{self.name}: its {', '.join(missing)} is not among the choices")
             params[f"s{i}_block"] = stage.block
-            if stage.block == "mbconv":
+            if _takes_expand(stage.block):
                 params[f"s{i}_expand"] = stage.expand
             params.update({f"s{i}_kernel": stage.kernel, f"s{i}_se": stage.se, f"s{i}_skip": stage.skip,
                            f"s{i}_width": width, f"s{i}_repeats": delta})
@@ -135,7 +152,7 @@ class SearchSpace:
         dynamic programme over stages, keyed by the width passed on, is exact.
         """
         classes = num_classes or self.base.num_classes
-        hw = _out(self.base.resolution, self.base.stem.stride)
+        hw = out_size(self.base.resolution, self.base.stem.stride)
         stem = Conv(self.base.in_channels, self.base.stem.channels, self.base.stem.kernel, 1, hw).macs
         frontier = {self.base.stem.channels: (stem, stem)}
         for st in self.stages:
@@ -191,13 +208,14 @@ def _stage_choices(stage: Mapping[str, Any], defaults: Mapping[str, Any], index:
     if missing:
         raise SpaceError(f"{here}: no values for choice {missing[0]!r} (set it under choices)")
     c = {k: _as_tuple(merged[k], k, here) for k in CHOICE_KEYS}
-    odd = [b for b in c["block"] if b not in SEARCHABLE_BLOCKS]
+    searchable = block_names(searchable_only=True)
+    odd = [b for b in c["block"] if b not in searchable]
     if odd:
-        raise SpaceError(f"{here}: block {odd[0]!r} is not searchable; use {', '.join(SEARCHABLE_BLOCKS)}")
+        raise SpaceError(f"{here}: block {odd[0]!r} is not searchable; use {', '.join(searchable)}")
     if any(w <= 0 for w in c["width"]):
         raise SpaceError(f"{here}: width multipliers must be positive")
     # every combination must be a valid stage: check the extremes through StageSpec
-    for block, expand in [(b, e) for b in c["block"] for e in (c["expand"] if b == "mbconv" else (1,))]:
+    for block, expand in _variants(c["block"], c["expand"]):
         for kernel in c["kernel"]:
             for se in c["se"]:
                 try:

@@ -1,5 +1,8 @@
 """The shared trainer: one code path for search proxies, scaling grids and final runs."""
+from .checkpoint import CHECKPOINT, TrainError, load_checkpoint
+from .evaluation import evaluate, evaluate_checkpoint
 from .runtime import Runtime
-from .trainer import TrainError, TrainResult, evaluate, load_checkpoint, train
+from .trainer import TrainResult, train
 
-__all__ = ["Runtime", "TrainError", "TrainResult", "evaluate", "load_checkpoint", "train"]
+__all__ = ["CHECKPOINT", "Runtime", "TrainError", "TrainResult", "evaluate", "evaluate_checkpoint",
+           "load_checkpoint", "train"]

@@ -4,18 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def resize(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
-    """uint8 N x C x H x W -> uint8 N x C x size x size (bilinear, antialiased)."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8,
-                      device=images.device)
-    for start in range(0, images.shape[0], chunk):
-        x = images[start:start + chunk].float()
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out[start:start + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
-    return out
+from ..data.dataset import resize  # noqa: F401  (re-exported: the trainer's resize)
 
 
 def crop_flip(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:

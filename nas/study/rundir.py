@@ -1,5 +1,5 @@
-"""A run directory shared by the resumable commands (search, grid, pipeline): its lock,
-its pinned settings, and the worker processes that run in it."""
+"""A run directory shared by the resumable commands: its lock, its pinned settings, and the
+worker processes that run in it."""
 from __future__ import annotations
 
 import fcntl
@@ -13,15 +13,22 @@ import yaml
 from ..errors import NasError
 
 
-class SearchError(NasError):
-    """A search, grid or pipeline cannot start or continue."""
+class StudyError(NasError):
+    """A search, grid, pipeline or other resumable run cannot start or continue."""
+
+
+SearchError = StudyError  # the name the search engine's callers know
+
+
+LOCK_FILE = ".nas.lock"
 
 
 class RunLock:
-    """An exclusive lock on the run directory while a command runs in it."""
+    """An exclusive lock on a run directory (or on a shared journal file) while a command
+    runs in it; a second `nas` process asking for it is refused with a one-line error."""
 
-    def __init__(self, out: Path) -> None:
-        self.path = out / ".search.lock"
+    def __init__(self, out: Path, lock_file: str = LOCK_FILE) -> None:
+        self.path = out / lock_file
         self.handle: Optional[IO[str]] = None
 
     def __enter__(self) -> "RunLock":
@@ -31,7 +38,7 @@ class RunLock:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.handle.close()
-            raise SearchError(f"another `nas` run is working in {self.path.parent}; wait for it to "
+            raise StudyError(f"another `nas` run is working in {self.path.parent}; wait for it to "
                               "finish or choose another --out") from None
         self.handle.seek(0)
         self.handle.truncate()
@@ -54,7 +61,7 @@ def pin_settings(out: Path, filename: str, settings: dict[str, Any], may_change:
         before = yaml.safe_load(saved.read_text()) or {}
         changed = [k for k, v in settings.items() if k not in may_change and before.get(k) != v]
         if changed:
-            raise SearchError(f"{out} holds a {what} with other settings ({', '.join(changed)} differ); "
+            raise StudyError(f"{out} holds a {what} with other settings ({', '.join(changed)} differ); "
                               "re-run with the same settings to resume it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     saved.write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -75,5 +82,5 @@ def spawn_workers(target: Callable[[dict, int], None], settings: dict, workers: 
         raise
     bad = [p.exitcode for p in procs if p.exitcode]
     if bad:
-        raise SearchError(f"{len(bad)} worker(s) exited with an error (codes {bad}); re-run the same "
+        raise StudyError(f"{len(bad)} worker(s) exited with an error (codes {bad}); re-run the same "
                           "command to resume")

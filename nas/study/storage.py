@@ -10,7 +10,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from .rundir import SearchError
+from .rundir import StudyError
 
 DEFAULT_JOURNAL = "study.journal"
 
@@ -33,10 +33,11 @@ def make_storage(url: Optional[str], out: Path) -> optuna.storages.BaseStorage:
             return RDBStorage(url, heartbeat_interval=30, grace_period=120,
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
     except Exception as exc:  # SQLAlchemy raises many kinds on a bad URL or a dead server
-        raise SearchError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from exc
+        raise StudyError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from exc
 
 
-def requeue_interrupted(study: optuna.Study) -> list[int]:
+def requeue_interrupted(study: optuna.Study, carry: tuple[str, ...] = ("baseline", "grid_point")
+                        ) -> list[int]:
     """Fail trials a killed run left RUNNING, and queue the interrupted ones again.
 
     Only safe while no other worker uses the study (the run lock guarantees it for
@@ -53,9 +54,7 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
             continue
         if t.number in retried:
             continue
-        attrs = {"retry_of": t.number}
-        if "baseline" in t.user_attrs:
-            attrs["baseline"] = t.user_attrs["baseline"]
+        attrs = {"retry_of": t.number, **{k: t.user_attrs[k] for k in carry if k in t.user_attrs}}
         study.enqueue_trial(dict(t.params), user_attrs=attrs)
         requeued.append(t.number)
     return requeued

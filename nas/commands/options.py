@@ -1,0 +1,167 @@
+"""Every command-line option, defined once: flag, type, default and help text.
+
+Commands pick options by name (`add(parser, "dataset", "recipe", ...)`), and configs are
+built from the parsed arguments by field name (`config_from(SearchConfig, args)`), so an
+option is written in one place and reaches its config field without a hand copy.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from ..errors import NasError
+
+
+def _parse_with(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Turn a parser raising NasError into an argparse type (a one-line usage error, exit 2)."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except (NasError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _finite(kind: type, low: Optional[float] = None, low_open: bool = False) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{text!r} must be finite")
+        if low is not None and (value <= low if low_open else value < low):
+            raise ValueError(f"{text} must be {'>' if low_open else '>='} {low:g}")
+        return value
+    parse.__name__ = kind.__name__
+    return _parse_with(parse)
+
+
+def _macs(text: str) -> int:
+    from ..search.objectives import parse_macs
+    return parse_macs(text)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"cannot read seeds {text!r}; write e.g. 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds {text!r} must name distinct integers, e.g. 0,1,2")
+    return seeds
+
+
+POSITIVE_INT = _finite(int, 1)
+NON_NEGATIVE_INT = _finite(int, 0)
+NUMBER = _finite(float)
+POSITIVE = _finite(float, 0, low_open=True)
+NON_NEGATIVE = _finite(float, 0)
+MACS = _parse_with(_macs)
+SEEDS = _parse_with(_seeds)
+
+
+@dataclass(frozen=True)
+class Opt:
+    flags: tuple[str, ...]
+    help: str
+    kwargs: dict = field(default_factory=dict)
+
+
+def _opt(*flags: str, help: str, **kwargs: Any) -> Opt:
+    return Opt(flags, help, kwargs)
+
+
+OPTIONS: dict[str, Opt] = {
+    # data
+    "dataset": _opt("--dataset", required=True, help="digits (built in), cifar10, or imagefolder:PATH"),
+    "data_dir": _opt("--data-dir", help="where cifar10 lives (default: $NAS_DATA_DIR)"),
+    "data_resolution": _opt("--data-resolution", "--resolution-data", type=POSITIVE_INT,
+                            help="decode images at this size (default: the spec's resolution)"),
+    "val_fraction": _opt("--val-fraction", type=POSITIVE, default=0.1,
+                         help="share of the training data held out for validation (default 0.1)"),
+    "download": _opt("--download", action="store_true",
+                     help="fetch CIFAR-10 with torchvision when no local copy is found (needs internet)"),
+    # recipe
+    "recipe": _opt("--recipe", default="proxy",
+                   help="recipe preset (smoke, demo, proxy, proxy-fast, full, ...) or a YAML file"),
+    "epochs": _opt("--epochs", type=POSITIVE_INT, help="override the recipe's epochs"),
+    "batch_size": _opt("--batch-size", type=POSITIVE_INT, help="override the recipe's batch size"),
+    "lr": _opt("--lr", type=POSITIVE, help="override the recipe's peak learning rate"),
+    "seed": _opt("--seed", type=_finite(int), default=0, help="random seed of sampling and training (default 0)"),
+    "seeds": _opt("--seeds", type=SEEDS, default=(0,), help="comma-separated training seeds, e.g. 0,1,2"),
+    # runtime
+    "device": _opt("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)"),
+    "no_cuda_graphs": _opt("--no-cuda-graphs", action="store_true", help="run the GPU training step eagerly"),
+    "compile": _opt("--compile", action="store_true",
+                    help="torch.compile the model (minutes per architecture; for long runs)"),
+    "cudnn_benchmark": _opt("--cudnn-benchmark", action="store_true",
+                            help="let cuDNN autotune (13-28 s per new net; for long runs)"),
+    "channels_last": _opt("--channels-last", choices=("auto", "on", "off"), default="auto",
+                          help="memory layout: auto (the faster one for the device), on or off"),
+    # study runs
+    "out": _opt("--out", required=True, help="run folder; re-running the same command resumes it"),
+    "storage": _opt("--storage", help="Optuna storage: a journal file path or an RDB URL such as "
+                                      "postgresql+psycopg://... (default: OUT/study.journal)"),
+    "study_name": _opt("--study-name", help="study name in a shared storage (default: the --out folder name)"),
+    "workers": _opt("--workers", type=POSITIVE_INT, default=1,
+                    help="worker processes (one per GPU when there are several; default 1)"),
+    "timeout": _opt("--timeout", type=POSITIVE,
+                    help="start no new trial after this many seconds; outputs are written, re-run to go on"),
+    # search
+    "space": _opt("--space", required=True, help="search space: mnasnet, cifar, tiny, or a YAML file"),
+    "target_macs": _opt("--target-macs", required=True, type=MACS,
+                        help="MACs target T (the paper's FLOPs), e.g. 400M, 1.5M or 116167168"),
+    "objective": _opt("--objective", choices=("reward", "hard", "pareto"), default="reward",
+                      help="reward: ACC*(MACs/T)^w (default); hard: reject > T untrained; pareto: two objectives"),
+    "w": _opt("--w", type=NUMBER, default=-0.07, help="reward exponent w (default -0.07)"),
+    "w_above": _opt("--w-above", type=NUMBER, help="exponent above T for an asymmetric reward (default: --w)"),
+    "trials": _opt("--trials", type=POSITIVE_INT, default=20, help="candidates to train (default 20)"),
+    "sampler": _opt("--sampler", choices=("tpe", "nsga2", "random"), default="tpe",
+                    help="Optuna sampler (default tpe)"),
+    "pruner": _opt("--pruner", choices=("median", "halving", "none"), default="median",
+                   help="early stopping on the per-epoch reward; not in pareto mode (default median)"),
+    # scaling
+    "base": _opt("--base", required=True, help="base spec YAML or preset (e.g. a search's best.yaml)"),
+    "step": _opt("--step", type=POSITIVE, default=0.05, help="grid step of alpha, beta, gamma (default 0.05)"),
+    "tolerance": _opt("--tolerance", type=POSITIVE, default=0.1,
+                      help="allowed |realised MACs ratio - 2| of a grid point (default 0.1)"),
+    "nominal_window": _opt("--nominal-window", type=NON_NEGATIVE, default=0.3,
+                           help="candidates considered: |alpha*beta^2*gamma^2 - 2| <= this (default 0.3)"),
+    "closest": _opt("--closest", "--grid-closest", type=POSITIVE_INT,
+                    help="train only the K points whose realised ratio is closest to 2"),
+    "alpha_max": _opt("--alpha-max", type=POSITIVE, default=2.0, help="largest depth coefficient (default 2.0)"),
+    "beta_max": _opt("--beta-max", type=POSITIVE, default=1.5, help="largest width coefficient (default 1.5)"),
+    "gamma_max": _opt("--gamma-max", type=POSITIVE, default=1.5,
+                      help="largest resolution coefficient (default 1.5)"),
+    "resolution_multiple": _opt("--resolution-multiple", type=NON_NEGATIVE_INT, default=0,
+                                help="round scaled resolutions to this many pixels (default 0: 8 from 64 px, "
+                                     "4 from 32 px, 2 below, so gamma ~ 1.1 stays expressible)"),
+    "phi": _opt("--phi", default="1..7",
+                help="compound coefficients, e.g. 1..7, 1,2,3 or =-1,0.5 (write --phi=-1,0.5 for negatives)"),
+}
+
+
+def add(parser: argparse.ArgumentParser, *names: str, **defaults: Any) -> None:
+    """Add the named options; keyword arguments override an option's default."""
+    for name in names:
+        opt = OPTIONS[name]
+        kwargs = dict(opt.kwargs)
+        if name in defaults:
+            kwargs["default"] = defaults[name]
+            kwargs.pop("required", None)
+        help_text = opt.help
+        if kwargs.get("default") not in (None, False) and "default" not in help_text:
+            help_text += f" (default {kwargs['default']})"
+        parser.add_argument(*opt.flags, dest=name, help=help_text, **kwargs)
+
+
+def config_from(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
+    """Build a config dataclass from the parsed arguments whose names match its fields."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    values.update(extra)
+    return cls(**values)

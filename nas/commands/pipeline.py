@@ -1,0 +1,34 @@
+"""`nas pipeline`: search -> grid -> emission -> training -> report, resumable at every step."""
+from __future__ import annotations
+
+import argparse
+
+from .options import SEEDS, add, config_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipeline", help="search -> grid -> emission -> training -> report, resumable")
+    add(p, "space", "dataset", "data_dir", "download", "target_macs", "trials", "objective", "sampler",
+        "seed", "recipe", "resolution_multiple", "workers", "device", "out")
+    add(p, "phi", phi="1,2,3")
+    p.add_argument("--grid-step", type=float, default=0.05, help="grid step of alpha, beta, gamma (default 0.05)")
+    p.add_argument("--grid-tolerance", type=float, default=0.1,
+                   help="allowed |realised MACs ratio - 2| of a grid point (default 0.1)")
+    p.add_argument("--grid-closest", "--closest", dest="grid_closest", type=int, default=6,
+                   help="grid points nearest 2x realised MACs to train (default 6; 0 = all)")
+    p.add_argument("--grid-seeds", type=int, default=1, help="seeds per grid point (default 1)")
+    p.add_argument("--final-recipe", help="recipe of the final comparison (default: --recipe)")
+    p.add_argument("--seeds", type=SEEDS, default=(0,),
+                   help="seeds of the final comparison, e.g. 0,1,2 (3 or more for verdicts)")
+    p.set_defaults(func=cmd_pipeline)
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from scaling import parse_phis
+    from scaling.pipeline import Pipeline, PipelineConfig
+
+    config = config_from(PipelineConfig, args, phis=tuple(parse_phis(args.phi)),
+                         grid_closest=args.grid_closest or None)
+    report = Pipeline(config).run()
+    print(report.read_text())
+    return 0

@@ -1,0 +1,134 @@
+"""The block registry: each block type declares, in one place, what its spec fields mean,
+how it is built, how its layers are counted and whether the search may pick it.
+
+A new block type is one `register_block(BlockType(...))` call; spec validation, the
+builder, the analytic counter and search spaces all look it up here.
+
+    register_block(BlockType(
+        name="toy", build=lambda stage, cin, cout, stride, ctx: MyModule(...),
+        layers=lambda stage, cin, cout, stride, hw: iter([(Conv(cin, cout, 1, 1, hw), 0)]),
+        expand="none", searchable=True))
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional
+
+from .errors import NasError
+
+EXPAND_KINDS = ("none", "mbconv", "bottleneck")
+
+
+@dataclass(frozen=True)
+class Conv:
+    """One conv (or FC as a 1x1 conv) layer, as the analytic counter sees it."""
+
+    cin: int
+    cout: int
+    kernel: int
+    groups: int
+    out_hw: int
+    bias: bool = False
+    bn: bool = True
+
+    @property
+    def macs(self) -> int:
+        return self.out_hw * self.out_hw * self.cout * (self.cin // self.groups) * self.kernel ** 2
+
+    @property
+    def params(self) -> int:
+        weights = self.cout * (self.cin // self.groups) * self.kernel ** 2
+        return weights + (self.cout if self.bias else 0) + (2 * self.cout if self.bn else 0)
+
+
+# (conv layer or None, elementwise ops) pairs, in network order
+Layers = Iterator[tuple[Optional[Conv], int]]
+
+
+def out_size(size: int, stride: int) -> int:
+    """Output side of a "same"-padded conv with an odd kernel."""
+    return math.ceil(size / stride)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a block needs from the whole spec besides its own stage."""
+
+    activation: str
+    bn: Any          # BatchNormSpec
+    drop_path: float
+
+
+@dataclass(frozen=True)
+class BlockType:
+    """A block type.
+
+    Args:
+        name: the token in stage strings (``mbconv_r2_k3_...``).
+        build: (stage, cin, cout, stride, BuildContext) -> nn.Module for one block.
+        layers: (stage, cin, cout, stride, hw) -> the block's conv layers and elementwise ops,
+            for the analytic counter (must agree with fvcore's trace of `build`).
+        expand: what the stage's ``expand`` field means: "none" (must be 1), "mbconv"
+            (hidden = round(in * expand), >= 1) or "bottleneck" (hidden = out // expand).
+        searchable: whether search spaces may offer it.
+        same_as: the block type (with expand 1) that builds the identical network, if any;
+            canonical arch strings use that name.
+        summary: one line for docs and errors.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    layers: Callable[..., Layers]
+    expand: str = "none"
+    searchable: bool = False
+    same_as: Optional[str] = None
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if self.expand not in EXPAND_KINDS:
+            raise RegistryError(f"block {self.name!r}: expand must be one of {', '.join(EXPAND_KINDS)}")
+
+
+class RegistryError(NasError):
+    """A block type is unknown or registered twice."""
+
+
+_REGISTRY: dict[str, BlockType] = {}
+
+
+def register_block(block: BlockType, replace: bool = False) -> BlockType:
+    """Add a block type; refuses a second registration of a name unless `replace`."""
+    _load_builtins()
+    if block.name in _REGISTRY and not replace:
+        raise RegistryError(f"block type {block.name!r} is already registered")
+    if not block.name.isalnum() or not block.name.islower():
+        raise RegistryError(f"block name {block.name!r} must be lower-case letters and digits "
+                            "(it is a token of stage strings)")
+    _REGISTRY[block.name] = block
+    return block
+
+
+def unregister_block(name: str) -> None:
+    """Remove a block type (tests register toy blocks and remove them again)."""
+    _REGISTRY.pop(name, None)
+
+
+def get_block(name: str) -> BlockType:
+    """The registered block type called `name`."""
+    _load_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise RegistryError(f"unknown block type {name!r}; choose one of {', '.join(block_names())}") from None
+
+
+def block_names(searchable_only: bool = False) -> tuple[str, ...]:
+    """Registered block names, in registration order."""
+    _load_builtins()
+    return tuple(n for n, b in _REGISTRY.items() if b.searchable or not searchable_only)
+
+
+def _load_builtins() -> None:
+    if not _REGISTRY:
+        from . import block_types  # noqa: F401  (registers mbconv, ds, conv, basic, bottleneck)

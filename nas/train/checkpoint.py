@@ -1,0 +1,126 @@
+"""Run folders of the trainer: checkpoint files, their fingerprint, and safe loading.
+
+A checkpoint holds only tensors and plain data, so it is always read with
+``torch.load(weights_only=True)``: a crafted file cannot run code.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..errors import NasError
+from ..recipe import Recipe
+from ..spec import ArchSpec, SpecError
+
+CHECKPOINT = "checkpoint.pt"
+FORMAT = 2
+
+
+class TrainError(NasError):
+    """A run that cannot start or continue (bad resume, out of memory, ...)."""
+
+
+def data_fingerprint(dataset: Any) -> dict[str, Any]:
+    """What identifies the data a run saw: name, source, classes, split sizes, resolution."""
+    return {"name": dataset.name, "source": str(dataset.source), "num_classes": dataset.num_classes,
+            "resolution": dataset.resolution,
+            "sizes": [len(dataset.train), len(dataset.val), len(dataset.test)]}
+
+
+def run_fingerprint(spec: ArchSpec, recipe: Recipe, dataset: Any) -> dict[str, Any]:
+    """Spec, recipe (with its seed) and data of a run: reuse a result only on an exact match."""
+    return {"spec": spec.to_dict(), "recipe": recipe.to_dict(), "data": data_fingerprint(dataset)}
+
+
+def fingerprint_difference(saved: dict, wanted: dict) -> Optional[str]:
+    """The first part of two fingerprints that differs, in words, or None when they match."""
+    for part in ("spec", "recipe", "data"):
+        before, now = saved.get(part) or {}, wanted.get(part) or {}
+        if before != now:
+            keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            return f"{part} differs ({', '.join(keys[:4])})"
+    return None
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save through a temporary file, so a crash never leaves half a checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_metrics(out_dir: Path, history: list[dict]) -> None:
+    """metrics.csv: one row per epoch."""
+    if not history:
+        return
+    with (out_dir / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint's contents, loaded without unpickling code; unreadable files are named."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
+            ValueError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainError(f"{path} is not a readable checkpoint ({first[:160]}); give a "
+                         f"{CHECKPOINT} written by `nas train`") from None
+    if not isinstance(state, dict) or "spec" not in state or "weights" not in state:
+        raise TrainError(f"{path} is not a `nas train` checkpoint (no spec/weights inside)")
+    return state
+
+
+def load_checkpoint(path: str | Path) -> tuple[ArchSpec, dict]:
+    """(spec, raw checkpoint) from a run directory or a checkpoint file.
+
+    Args:
+        path: a run folder made by `nas train` (or `nas convert`), or its checkpoint.pt.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise TrainError(f"no checkpoint at {path}; give a run directory made by `nas train` or "
+                         f"its {CHECKPOINT}")
+    state = read_checkpoint(path)
+    try:
+        return ArchSpec.from_dict(state["spec"]), state
+    except SpecError as exc:
+        raise TrainError(f"{path}: its spec is invalid: {exc}") from None
+
+
+def prepare_out_dir(out: Optional[Path], spec: ArchSpec, recipe: Recipe, resume: bool,
+                    fingerprint: dict) -> Optional[dict]:
+    """Check (or create) a run folder; return the state to resume from, if any."""
+    if out is None:
+        if resume:
+            raise TrainError("--resume needs --out DIR (the run directory to continue)")
+        return None
+    ckpt = out / CHECKPOINT
+    if ckpt.exists():
+        if not resume:
+            raise TrainError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue "
+                             "it, or choose another --out")
+        state = read_checkpoint(ckpt)
+        saved = state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}
+        wanted = {k: v for k, v in fingerprint.items() if k in saved}  # older files lack "data"
+        diff = fingerprint_difference(saved, wanted)
+        if diff:
+            raise TrainError(f"{out} holds a run of another configuration ({diff}); resume with "
+                             "the same spec, recipe and data, or choose another --out")
+        return state
+    if resume:
+        raise TrainError(f"nothing to resume: {ckpt} does not exist")
+    out.mkdir(parents=True, exist_ok=True)
+    spec.save(out / "spec.yaml")
+    (out / "recipe.yaml").write_text(recipe.to_yaml())
+    return None
