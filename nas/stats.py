@@ -1,0 +1,302 @@
+"""How a comparison is stated: paired seed differences, t intervals, verdict words,
+the evaluation noise floor and rank agreement between proxies (see notes/evidence.md).
+
+Pure functions over numbers and data frames; accuracies are fractions in [0, 1] unless a
+`scale` says otherwise, and every sentence is in percentage points (accuracy x 100).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Hashable, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _sp
+
+from .tables import markdown_table
+
+CONFIDENCE = 0.95
+MIN_SEEDS = 3  # below this a paired comparison gets no verdict
+NOT_RESOLVED = "not resolved at this budget"
+TOO_FEW = "n too small"
+REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """mean ± half_width, the 95 % Student-t interval of a mean over n values."""
+    mean: float
+    half_width: Optional[float]  # None below 2 values
+    n: int
+    sd: Optional[float] = None   # sample standard deviation (ddof=1); None below 2 values
+
+    @property
+    def low(self) -> Optional[float]:
+        return None if self.half_width is None else self.mean - self.half_width
+
+    @property
+    def high(self) -> Optional[float]:
+        return None if self.half_width is None else self.mean + self.half_width
+
+    def excludes_zero(self) -> bool:
+        """True when the whole interval lies on one side of 0 (never without an interval)."""
+        return self.half_width is not None and (self.low > 0 or self.high < 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """B − A over paired seeds, in the units of the inputs; `verdict` is in points."""
+    a_name: str
+    b_name: str
+    mean: float
+    sd: Optional[float]
+    half_width: Optional[float]
+    n: int
+    verdict: str
+    seeds: tuple = ()                          # the seeds both had, in A's order
+    dropped: tuple = ()                        # seeds missing (or NaN) on either side
+    diffs: dict = field(default_factory=dict)  # seed -> b_s − a_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RankAgreement:
+    """Kendall τ and Spearman ρ with bootstrap percentile intervals over candidates."""
+    tau: float
+    tau_low: Optional[float]
+    tau_high: Optional[float]
+    rho: float
+    rho_low: Optional[float]
+    rho_high: Optional[float]
+    n: int           # candidates
+    draws_used: int  # bootstrap resamples kept (degenerate ones are skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> Interval:
+    """The Student-t interval of the mean: mean ± t_{(1+c)/2, n−1} · sd / √n.
+
+    Args:
+        values: the numbers (e.g. one accuracy per seed); None and NaN are ignored,
+            so n counts the finite values only.
+        confidence: two-sided coverage, 0.95 by default.
+
+    Returns:
+        Interval(mean, half_width, n, sd); mean is NaN for no values, half_width and sd
+        are None below 2 values.
+    """
+    x = np.asarray([float(v) for v in values if _finite(v)], dtype=float)
+    n = len(x)
+    if n == 0:
+        return Interval(float("nan"), None, 0)
+    if n == 1:
+        return Interval(float(x[0]), None, 1)
+    sd = float(x.std(ddof=1))
+    t = float(_sp.t.ppf(0.5 + confidence / 2, n - 1))
+    return Interval(float(x.mean()), t * sd / math.sqrt(n), n, sd)
+
+
+def _verdict(iv: Interval, a_name: str, b_name: str, scale: float) -> str:
+    if iv.n < MIN_SEEDS:
+        return TOO_FEW
+    if not iv.excludes_zero():
+        return NOT_RESOLVED
+    winner = b_name if iv.mean > 0 else a_name
+    return f"resolved: {winner} better by {abs(iv.mean) * scale:.2f} ± {iv.half_width * scale:.2f} pts"
+
+
+def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
+                      a_name: str = "A", b_name: str = "B", scale: float = 100.0) -> Comparison:
+    """The paired seed difference d_s = b_s − a_s and its verdict.
+
+    Args:
+        a: seed -> metric (e.g. test accuracy) of the first net, A (the reference).
+        b: seed -> metric of the second net, B, trained with the same seeds.
+        a_name: how the verdict names A.
+        b_name: how the verdict names B.
+        scale: points per unit of the inputs (100 for accuracies in [0, 1], 1 when
+            they are already percentages); used only for the verdict sentence.
+
+    Returns:
+        Comparison with mean, sd and 95 % half-width of d (input units), n shared seeds,
+        the seeds used and dropped, and a verdict: "n too small" below 3 seeds,
+        "resolved: <winner> better by d ± h pts" when the interval excludes 0, else
+        "not resolved at this budget" (never a winner when the interval contains 0).
+    """
+    seeds = tuple(s for s in a if s in b and _finite(a[s]) and _finite(b[s]))
+    used = set(seeds)
+    dropped = tuple(dict.fromkeys(s for s in (*a, *b) if s not in used))
+    diffs = {s: float(b[s]) - float(a[s]) for s in seeds}
+    iv = t_interval(diffs.values())
+    return Comparison(a_name, b_name, iv.mean, iv.sd, iv.half_width, iv.n,
+                      _verdict(iv, a_name, b_name, scale), seeds, dropped, diffs)
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error √(p(1−p)/n) of an accuracy p measured on n images: the noise floor
+    of one evaluation (in the units of p).
+
+    Args:
+        p: accuracy in [0, 1].
+        n: number of evaluated images (> 0).
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"accuracy p={p} must be in [0, 1]")
+    if n <= 0:
+        raise ValueError(f"number of images n={n} must be positive")
+    return math.sqrt(p * (1.0 - p) / n)
+
+
+def noise_floor_line(p: float, n: int) -> str:
+    """'test split of 359 images: binomial SE ±1.58 pts at 90 %' for accuracy p on n images.
+
+    Args:
+        p: accuracy in [0, 1].
+        n: number of test images.
+    """
+    return f"test split of {n:,} images: binomial SE ±{binomial_se(p, n) * 100:.2f} pts at {p * 100:.3g} %"
+
+
+def _rank_pair(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    return float(_sp.kendalltau(x, y).statistic), float(_sp.spearmanr(x, y).statistic)
+
+
+def rank_agreement(x: Sequence[float], y: Sequence[float], draws: int = 1000,
+                   seed: int = 0) -> RankAgreement:
+    """How well ranking candidates by `x` (e.g. a proxy) agrees with ranking them by `y`.
+
+    Args:
+        x: one score per candidate (e.g. proxy validation accuracy).
+        y: the same candidates' scores under the other ranking (e.g. the full recipe),
+            aligned with x by position.
+        draws: bootstrap resamples of the candidates (with replacement).
+        seed: seed of the bootstrap generator (the result is deterministic).
+
+    Returns:
+        RankAgreement with Kendall τ (tau-b) and Spearman ρ, each with a 2.5/97.5
+        percentile interval over the resamples; resamples where x or y is constant
+        (no ranking) are skipped; the intervals are None when none is left.
+    """
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xa.shape != ya.shape or xa.ndim != 1:
+        raise ValueError(f"x and y must be 1-D and of equal length (got {xa.shape}, {ya.shape})")
+    if len(xa) < 2 or not (np.isfinite(xa).all() and np.isfinite(ya).all()):
+        raise ValueError("rank agreement needs at least 2 candidates with finite scores")
+    tau, rho = _rank_pair(xa, ya)
+    rng = np.random.default_rng(seed)
+    taus, rhos = [], []
+    for idx in rng.integers(0, len(xa), size=(draws, len(xa))):
+        xs, ys = xa[idx], ya[idx]
+        if np.ptp(xs) == 0 or np.ptp(ys) == 0:
+            continue
+        t, r = _rank_pair(xs, ys)
+        taus.append(t)
+        rhos.append(r)
+
+    def pct(v: list[float], q: float) -> Optional[float]:
+        return float(np.percentile(v, q)) if v else None
+
+    return RankAgreement(tau, pct(taus, 2.5), pct(taus, 97.5), rho, pct(rhos, 2.5),
+                         pct(rhos, 97.5), len(xa), len(taus))
+
+
+def _check_runs(runs: pd.DataFrame, metric: str) -> None:
+    missing = [c for c in ("model", "seed", metric) if c not in runs.columns]
+    if missing:
+        raise ValueError(f"runs lack column(s) {', '.join(missing)}; need model, seed and {metric}")
+    dup = runs.duplicated(["model", "seed"])
+    if dup.any():
+        pairs = runs.loc[dup, ["model", "seed"]].itertuples(index=False)
+        raise ValueError("runs repeat (model, seed): " + ", ".join(f"{m}/{s}" for m, s in pairs))
+
+
+def summarise_seeds(runs: pd.DataFrame, metric: str = "test_acc", reference: Optional[str] = None,
+                    scale: float = 100.0) -> pd.DataFrame:
+    """One row per model (first-appearance order): mean and spread over seeds, and the
+    paired difference against a reference model with its verdict.
+
+    Args:
+        runs: one row per (model, seed) with columns model, seed, <metric>; macs,
+            params and resolution are carried over (first value) when present.
+        metric: the column compared (e.g. test_acc or val_acc).
+        reference: the model every other is compared with; the first model by default.
+        scale: points per unit of the metric (100 for accuracies in [0, 1]).
+
+    Returns:
+        DataFrame with columns model, [macs, params, resolution,] mean, std, n, diff
+        (mean of model − reference over shared seeds), ci (95 % half-width of diff),
+        n_paired and verdict ("reference" on the reference row, whose diff and ci are NaN).
+    """
+    _check_runs(runs, metric)
+    order = list(dict.fromkeys(runs["model"]))
+    if not order:
+        raise ValueError("runs is empty")
+    reference = order[0] if reference is None else reference
+    if reference not in order:
+        raise ValueError(f"reference {reference!r} is not among the models {order}")
+    per_model = {m: dict(zip(g["seed"], g[metric])) for m, g in runs.groupby("model", sort=False)}
+    carried = [c for c in ("macs", "params", "resolution") if c in runs.columns]
+    first = runs.groupby("model", sort=False)[carried].first() if carried else None
+    rows = []
+    for model in order:
+        iv = t_interval(per_model[model].values())
+        row: dict[str, Any] = {"model": model}
+        row.update({c: first.at[model, c] for c in carried})
+        row.update(mean=iv.mean, std=iv.sd if iv.sd is not None else float("nan"), n=iv.n)
+        if model == reference:
+            row.update(diff=float("nan"), ci=float("nan"), n_paired=iv.n, verdict=REFERENCE)
+        else:
+            c = paired_difference(per_model[reference], per_model[model], reference, model, scale)
+            row.update(diff=c.mean, ci=c.half_width if c.half_width is not None else float("nan"),
+                       n_paired=c.n, verdict=c.verdict)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pm(value: float, spread: float, scale: float, sign: bool = False) -> str:
+    if not _finite(value):
+        return "-"
+    text = f"{value * scale:+.2f}" if sign else f"{value * scale:.2f}"
+    return text + (f" ± {spread * scale:.2f}" if _finite(spread) else "")
+
+
+def verdict_markdown(summary: pd.DataFrame, metric_label: str, scale: float = 100.0) -> str:
+    """A Markdown table of a `summarise_seeds` frame: mean ± std, Δ vs reference ± 95 %
+    half-width (points) and the verdict.
+
+    Args:
+        summary: the frame summarise_seeds returned.
+        metric_label: what the metric is called in the header (e.g. "test acc").
+        scale: points per unit of the metric (100 for accuracies in [0, 1]).
+    """
+    refs = summary.loc[summary["verdict"] == REFERENCE, "model"]
+    ref = str(refs.iloc[0]) if len(refs) else "reference"
+    has_macs = "macs" in summary.columns
+    rows = []
+    for _, r in summary.iterrows():
+        row = [r["model"]]
+        if has_macs:
+            row.append(f"{r['macs'] / 1e6:.2f}" if _finite(r["macs"]) else "-")
+        row += [_pm(r["mean"], r["std"], scale), int(r["n"]),
+                "—" if r["verdict"] == REFERENCE else _pm(r["diff"], r["ci"], scale, sign=True),
+                int(r["n_paired"]), r["verdict"]]
+        rows.append(row)
+    header = ["model"] + (["MACs (M)"] if has_macs else [])
+    header += [f"{metric_label} % (mean ± std)", "seeds", f"Δ vs {ref} (pts, 95 % CI)", "paired",
+               "verdict"]
+    return markdown_table(rows, header)
