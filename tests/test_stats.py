@@ -69,12 +69,12 @@ def test_only_shared_finite_seeds_are_paired_and_the_rest_are_named():
 
 def test_identical_and_reversed_rankings():
     x = [0.61, 0.70, 0.55, 0.80, 0.66, 0.72]
-    same = rank_agreement(x, [v * 2 + 1 for v in x])  # any increasing map: same ranking
+    same = rank_agreement(x, [v * 2 + 1 for v in x], draws=300)  # any increasing map: same ranking
     assert same.tau == pytest.approx(1.0) and same.rho == pytest.approx(1.0)
     assert same.tau_low == pytest.approx(1.0) and same.rho_high == pytest.approx(1.0)
-    rev = rank_agreement(x, [-v for v in x])
+    rev = rank_agreement(x, [-v for v in x], draws=300)
     assert rev.tau == pytest.approx(-1.0) and rev.rho == pytest.approx(-1.0)
-    assert rev.n == 6 and 0 < rev.draws_used <= 1000
+    assert rev.n == 6 and 0 < rev.draws_used <= 300
 
 
 def test_bootstrap_intervals_contain_the_point_estimates():
@@ -95,8 +95,8 @@ def _runs() -> pd.DataFrame:
     acc = {"b0": [0.900, 0.880, 0.910], "wide": [0.930, 0.905, 0.945], "deep": [0.910, 0.870, 0.915]}
     rows = [{"model": m, "seed": s, "test_acc": v, "macs": 10e6 + i * 1e6, "params": 1000 * (i + 1)}
             for i, (m, vals) in enumerate(acc.items()) for s, v in enumerate(vals)]
-    return pd.DataFrame(rows).sample(frac=1.0, random_state=0).sort_values("model", kind="stable",
-                                                                             key=lambda c: c.map(list(acc).index))
+    shuffled = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # seeds out of order
+    return shuffled.sort_values("model", kind="stable", key=lambda c: c.map(list(acc).index))
 
 
 def test_summarise_seeds_matches_hand_computation():
