@@ -32,6 +32,7 @@ clean-demo:
 bench: venv
 	$(PY) benchmarks/counting.py
 	$(PY) benchmarks/trainer.py
+	$(PY) benchmarks/cpu_trainer.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

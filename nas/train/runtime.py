@@ -12,7 +12,9 @@ from ..errors import NasError
 # Measured on an H200 with our trainer, cudnn.benchmark off (results/benchmarks/trainer.jsonl):
 # channels_last ran B0 2.6x faster at 224 px and 2.35x faster at 32 px (CIFAR stride plan)
 # than NCHW. (The 32-px penalty in shared/notes was measured with ImageNet strides and
-# cudnn.benchmark on.) So "auto" means channels_last on every CUDA device.
+# cudnn.benchmark on.) So "auto" means channels_last on every CUDA device. On a 2-core CPU
+# (oneDNN) it trained 16-px nets 1.2-1.8x faster, every block type, step-by-step paired
+# (benchmarks/cpu_trainer.py, results/benchmarks/cpu_trainer.jsonl): "auto" is on there too.
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
 def use_channels_last(runtime: Runtime, device: torch.device) -> bool:
     if runtime.channels_last != "auto":
         return runtime.channels_last == "on"
-    return device.type == "cuda"
+    return device.type in ("cuda", "cpu")
 
 
 def configure(runtime: Runtime, device: torch.device) -> None:
