@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Optional
 
 import torch
 
 from ..builder import build
+from ..errors import NasError
 from ..presets import resolve_spec
 from ..train import evaluate, load_checkpoint, train
 from ..train.augment import Normalize
@@ -26,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory (checkpoint, metrics, result)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-test", action="store_true", help="skip the final test-split evaluation")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from these weights (a `nas convert`/`nas train` run or checkpoint)")
+    p.add_argument("--reset-classifier", action="store_true",
+                   help="with --init: re-initialise the classifier even if the class count fits")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a data split")
@@ -42,13 +48,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     dataset = dataset_from_args(args, resolution=spec.resolution)
     print(dataset.summary())
+    init = init_weights_from_args(args, spec, dataset)
     result = train(spec, dataset, recipe, runtime=runtime_from_args(args), out_dir=args.out,
-                   resume=args.resume, evaluate_test=not args.no_test)
+                   resume=args.resume, evaluate_test=not args.no_test, init_weights=init)
     test = f", test {result.test_acc:.4f}" if result.test_acc is not None else ""
     print(f"{result.status}: {result.epochs_run} epochs, val {result.val_acc:.4f}{test}, "
           f"{result.images_per_s:,.0f} img/s, {result.train_seconds:.1f} s training "
           f"({result.wall_seconds:.1f} s wall) -> {args.out}")
     return 0 if result.status == "completed" else 1
+
+
+def init_weights_from_args(args: argparse.Namespace, spec, dataset) -> Optional[dict]:
+    if args.init is None:
+        if args.reset_classifier:
+            raise NasError("--reset-classifier needs --init CHECKPOINT")
+        return None
+    from ..interop.finetune import init_weights_for
+
+    target = spec.replace(num_classes=dataset.num_classes, in_channels=dataset.channels)
+    return init_weights_for(target, args.init, reset_classifier=args.reset_classifier)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -112,7 +112,8 @@ def _write_metrics(out_dir: Path, history: list[dict]) -> None:
 def train(spec: ArchSpec, dataset: Dataset, recipe: Recipe, *, runtime: Runtime = Runtime(),
           out_dir: Optional[str | Path] = None, resume: bool = False,
           callback: Optional[EpochCallback] = None, evaluate_test: bool = False,
-          log: Optional[Callable[[str], None]] = None) -> TrainResult:
+          log: Optional[Callable[[str], None]] = None,
+          init_weights: Optional[dict] = None) -> TrainResult:
     """Train `spec` on `dataset` with `recipe`.
 
     Each epoch is evaluated on the validation split (every `recipe.eval_every`),
@@ -138,6 +139,8 @@ def train(spec: ArchSpec, dataset: Dataset, recipe: Recipe, *, runtime: Runtime 
     channels_last = use_channels_last(runtime, device)
 
     model = build(spec, drop_path=recipe.drop_path, dropout=recipe.dropout).to(device)
+    if init_weights is not None:  # fine-tuning (nas.interop.finetune): absent tensors keep their init
+        model.load_state_dict({**model.state_dict(), **init_weights})
     if recipe.bn_momentum is not None:
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
