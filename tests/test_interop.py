@@ -16,6 +16,7 @@ from nas.builder import build
 from nas.cli import main
 from nas.interop.convert import convert
 from nas.presets import load_preset
+from nas.spec import ArchSpec
 from nas.train import load_checkpoint
 
 timm = pytest.importorskip("timm")
@@ -165,15 +166,13 @@ def test_finetune_from_converted_weights_resets_the_classifier(converted, finetu
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["images"] > 0
 
 
-def test_finetune_from_a_trained_checkpoint(tmp_path, capsys, tiny_spec, converted, quick_recipe):
-    spec = str(tiny_spec.save(tmp_path / "tiny.yaml"))
-    base = ["train", spec, "--dataset", "digits", "--recipe", quick_recipe,
+def test_finetune_from_a_trained_checkpoint(tmp_path, capsys, tiny_run, converted, quick_recipe):
+    base = ["train", str(tiny_run / "spec.yaml"), "--dataset", "digits", "--recipe", quick_recipe,
             "--device", "cpu", "--no-test"]
-    assert main(base + ["--out", str(tmp_path / "first")]) == 0
-    assert main(base + ["--init", str(tmp_path / "first" / "checkpoint.pt"),
+    assert main(base + ["--init", str(tiny_run / "checkpoint.pt"),
                         "--out", str(tmp_path / "kept")]) == 0
     assert "classifier kept (10 classes)" in capsys.readouterr().out
-    assert main(base + ["--init", str(tmp_path / "first"), "--reset-classifier",
+    assert main(base + ["--init", str(tiny_run), "--reset-classifier",
                         "--out", str(tmp_path / "reset")]) == 0
     assert "classifier re-initialised (--reset-classifier)" in capsys.readouterr().out
     assert main(base + ["--init", str(converted), "--out", str(tmp_path / "bad")]) == 2
@@ -183,29 +182,43 @@ def test_finetune_from_a_trained_checkpoint(tmp_path, capsys, tiny_spec, convert
     assert "--reset-classifier needs --init" in capsys.readouterr().err
 
 
-def test_export_onnx_runs_in_onnxruntime(finetuned, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny_run(quick_recipe, tmp_path_factory):
+    """A tiny net (SE, SiLU, 16 px) trained for one short epoch."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    spec = ArchSpec.from_dict({
+        "name": "tiny", "resolution": 16, "num_classes": 10,
+        "stem": {"channels": 16, "kernel": 3, "stride": 1},
+        "stages": ["mbconv_r1_k3_s1_e1_c16_se0.25", "mbconv_r2_k3_s2_e4_c24_se0.25"],
+        "head": {"channels": 64}}).save(tmp / "tiny.yaml")
+    assert main(["train", str(spec), "--dataset", "digits", "--recipe", quick_recipe,
+                 "--device", "cpu", "--no-test", "--out", str(tmp / "run")]) == 0
+    return tmp / "run"
+
+
+def test_export_onnx_runs_in_onnxruntime(tiny_run, tmp_path, capsys):
     out = tmp_path / "net.onnx"
-    assert main(["export", str(finetuned), "--format", "onnx", "--out", str(out)]) == 0
+    assert main(["export", str(tiny_run), "--format", "onnx", "--out", str(out)]) == 0
     assert "max abs output difference" in capsys.readouterr().out
-    _, ours = _ours(finetuned)
+    spec, ours = _ours(tiny_run)
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].shape[2:] == [RES, RES]
+    assert session.get_inputs()[0].shape[2:] == [spec.resolution, spec.resolution]
     for batch in (1, 4):  # dynamic batch axis
-        x = torch.randn(batch, 3, RES, RES)
+        x = torch.randn(batch, 3, spec.resolution, spec.resolution)
         got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
         with torch.no_grad():
             assert (got - ours(x)).abs().max() <= 1e-4
 
 
-def test_export_torchscript_matches_eager(finetuned, tmp_path):
+def test_export_torchscript_matches_eager(tiny_run, tmp_path):
     out = tmp_path / "net.pt"
-    assert main(["export", str(finetuned / "checkpoint.pt"), "--format", "torchscript",
+    assert main(["export", str(tiny_run / "checkpoint.pt"), "--format", "torchscript",
                  "--out", str(out)]) == 0
-    _, ours = _ours(finetuned)
-    assert _diff(torch.jit.load(str(out)), ours, batch=5) <= 1e-5
+    spec, ours = _ours(tiny_run)
+    assert _diff(torch.jit.load(str(out)), ours, res=spec.resolution, batch=5) <= 1e-5
 
 
-def test_export_torchvision_round_trips(finetuned, tmp_path, capsys, tiny_spec, quick_recipe):
+def test_export_torchvision_round_trips(finetuned, tmp_path, capsys, tiny_run):
     out = tmp_path / "tv.pth"
     assert main(["export", str(finetuned), "--format", "torchvision", "--out", str(out)]) == 0
     reference = torchvision.models.mobilenet_v2(num_classes=10).eval()
@@ -217,18 +230,14 @@ def test_export_torchvision_round_trips(finetuned, tmp_path, capsys, tiny_spec, 
     _, back = _ours(tmp_path / "back")
     assert _diff(back, ours) == 0
     capsys.readouterr()
-    tiny = tmp_path / "tiny"
-    assert main(["train", str(tiny_spec.save(tmp_path / "tiny.yaml")), "--dataset", "digits",
-                 "--recipe", quick_recipe, "--device", "cpu", "--no-test",
-                 "--out", str(tiny)]) == 0
-    assert main(["export", str(tiny), "--format", "torchvision", "--out", str(tmp_path / "t")]) == 2
+    assert main(["export", str(tiny_run), "--format", "torchvision", "--out", str(tmp_path / "t")]) == 2
     assert "tiny has no torchvision counterpart" in capsys.readouterr().err
 
 
-def test_search_journal_opens_with_optunas_public_api(tmp_path):
+def test_search_journal_opens_with_optunas_public_api(tmp_path, quick_recipe):
     """What optuna-dashboard reads: `optuna-dashboard RUN_DIR/study.journal`."""
     out = tmp_path / "search"
-    assert main(["search", "--space", "tiny", "--dataset", "digits", "--recipe", "smoke",
+    assert main(["search", "--space", "tiny", "--dataset", "digits", "--recipe", quick_recipe,
                  "--device", "cpu", "--target-macs", "1.5M", "--trials", "2", "--seed", "1",
                  "--pruner", "none", "--out", str(out)]) == 0
     storage = JournalStorage(JournalFileBackend(str(out / "study.journal")))
