@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Optional
 
+from ..errors import NasError
 from ..presets import resolve_spec
 from ..study import RunLock
 from ..train import evaluate_checkpoint, load_checkpoint, train
@@ -22,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add(p, "out")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-test", action="store_true", help="skip the final test-split evaluation")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from these weights (a `nas convert`/`nas train` run or checkpoint)")
+    p.add_argument("--reset-classifier", action="store_true",
+                   help="with --init: re-initialise the classifier even if the class count fits")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a data split")
@@ -39,9 +45,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args, resolution=resolve_spec(args.spec).resolution)
     spec = fit_to_data(resolve_spec(args.spec), dataset)
     print(dataset.summary())
+    init = init_weights_from_args(args, spec, dataset)
     with RunLock(Path(args.out)):
         result = train(spec, dataset, recipe, runtime=runtime_from_args(args), out_dir=args.out,
-                       resume=args.resume, evaluate_test=not args.no_test)
+                       resume=args.resume, evaluate_test=not args.no_test, init_weights=init)
     test = f", test {result.test_acc:.4f}" if result.test_acc is not None else ""
     val = f"{result.val_acc:.4f}" if result.val_acc is not None else "-"
     print(f"{result.status}: {result.epochs_run} epochs, val {val}{test}, "
@@ -50,13 +57,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if result.status == "completed" else 1
 
 
+def init_weights_from_args(args: argparse.Namespace, spec, dataset) -> Optional[dict]:
+    """The state_dict `--init` names, fitted to `spec` (classifier reset when asked or needed)."""
+    if args.init is None:
+        if args.reset_classifier:
+            raise NasError("--reset-classifier needs --init CHECKPOINT")
+        return None
+    from ..interop.finetune import init_weights_for
+
+    return init_weights_for(spec, args.init, reset_classifier=args.reset_classifier)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     spec, state = load_checkpoint(args.checkpoint)
     if args.dataset is None:  # the run folder knows its data set
         saved = (state.get("fingerprint") or {}).get("data") or {}
         args.dataset = saved.get("name")
         if args.dataset is None or args.dataset.startswith("imagefolder:"):
-            from ..errors import NasError
             raise NasError(f"{args.checkpoint} does not record a loadable data set; pass --dataset")
     dataset = dataset_from_args(args, resolution=spec.resolution)
     report = evaluate_checkpoint(args.checkpoint, dataset, args.split, args.device)

@@ -100,8 +100,8 @@ def check_fits(spec: ArchSpec, dataset: Dataset) -> None:
 def _build_model(spec: ArchSpec, recipe: Recipe, device: torch.device, channels_last: bool,
                  init_weights: Optional[dict]) -> torch.nn.Module:
     model = build(spec, drop_path=recipe.drop_path, dropout=recipe.dropout)
-    if init_weights is not None:
-        model.load_state_dict(init_weights)
+    if init_weights is not None:  # fine-tuning (nas.interop.finetune): absent tensors keep their init
+        model.load_state_dict({**model.state_dict(), **init_weights})
     model = model.to(device)
     if recipe.bn_momentum is not None:
         for m in model.modules():
