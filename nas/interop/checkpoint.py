@@ -10,7 +10,7 @@ import torch
 
 from ..recipe import Recipe
 from ..spec import ArchSpec, SpecError
-from ..train.trainer import CHECKPOINT
+from ..train.checkpoint import CHECKPOINT, TrainError, checkpoint_path
 from . import InteropError
 
 
@@ -48,12 +48,10 @@ def read_checkpoint(path: str | Path) -> tuple[Optional[ArchSpec], dict[str, tor
             ``weights_only=True``. For trainer checkpoints the evaluated weights
             (EMA when the recipe used it) are returned.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise InteropError(f"no checkpoint at {path}; give a run directory made by `nas train` "
-                           f"or `nas convert`, or a checkpoint/state_dict file")
+    try:
+        path = checkpoint_path(path)
+    except TrainError as exc:
+        raise InteropError(str(exc)) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many kinds

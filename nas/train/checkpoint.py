@@ -79,18 +79,24 @@ def read_checkpoint(path: Path) -> dict:
     return state
 
 
+def checkpoint_path(path: str | Path) -> Path:
+    """The checkpoint file of a run folder (or the file itself); refuses a missing one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise TrainError(f"no checkpoint at {path}; give a run directory made by `nas train` or "
+                         f"`nas convert`, or its {CHECKPOINT}")
+    return path
+
+
 def load_checkpoint(path: str | Path) -> tuple[ArchSpec, dict]:
     """(spec, raw checkpoint) from a run directory or a checkpoint file.
 
     Args:
         path: a run folder made by `nas train` (or `nas convert`), or its checkpoint.pt.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise TrainError(f"no checkpoint at {path}; give a run directory made by `nas train` or "
-                         f"its {CHECKPOINT}")
+    path = checkpoint_path(path)
     state = read_checkpoint(path)
     try:
         return ArchSpec.from_dict(state["spec"]), state

@@ -12,7 +12,8 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
+
+BatchNorm = nn.BatchNorm2d  # (1d/3d share its running-statistics API)
 
 
 class _Moments:
@@ -45,8 +46,8 @@ class _Moments:
         return self.m2 / max(self.count - 1, 1)
 
 
-def _bn_layers(model: nn.Module) -> list[_BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats
+def _bn_layers(model: nn.Module) -> list[BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) and m.track_running_stats
             and m.running_mean is not None]
 
 
@@ -114,7 +115,7 @@ def _check_args(images: torch.Tensor, batch_size: int, max_images: int) -> None:
         raise ValueError(f"batch_size ({batch_size}) and max_images ({max_images}) must be positive")
 
 
-def _set_or_restore(bn: _BatchNorm, moments: "_Moments | None", stats: tuple[torch.Tensor, ...]) -> None:
+def _set_or_restore(bn: BatchNorm, moments: "_Moments | None", stats: tuple[torch.Tensor, ...]) -> None:
     if moments is not None and moments.mean is not None:
         bn.running_mean.copy_(moments.mean.to(bn.running_mean.dtype))
         bn.running_var.copy_(moments.unbiased_var().to(bn.running_var.dtype))
@@ -122,10 +123,10 @@ def _set_or_restore(bn: _BatchNorm, moments: "_Moments | None", stats: tuple[tor
         _restore(bn, stats)
 
 
-def _stats(bn: _BatchNorm) -> tuple[torch.Tensor, ...]:
+def _stats(bn: BatchNorm) -> tuple[torch.Tensor, ...]:
     return tuple(t.clone() for t in (bn.running_mean, bn.running_var, bn.num_batches_tracked))
 
 
-def _restore(bn: _BatchNorm, stats: tuple[torch.Tensor, ...]) -> None:
+def _restore(bn: BatchNorm, stats: tuple[torch.Tensor, ...]) -> None:
     for t, saved in zip((bn.running_mean, bn.running_var, bn.num_batches_tracked), stats):
         t.copy_(saved)
