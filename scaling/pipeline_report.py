@@ -44,8 +44,8 @@ def claim_fidelity(out: Path) -> list[str]:
         return ["- not measured"]
     s = json.loads(path.read_text())
     low, high = s.get("tau_low"), s.get("tau_high")
-    if low is None:
-        verdict = "n too small"
+    if low is None or s.get("candidates", 0) < 4:
+        verdict = "n too small (fewer than 4 candidates)"
     elif low > 0:
         verdict = "resolved: the proxy ranks candidates like the final recipe (tau > 0)"
     elif high < 0:
