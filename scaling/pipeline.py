@@ -66,6 +66,7 @@ class PipelineConfig:
     study_targets: tuple[float, ...] = ()  # () : 2^phi for each emitted phi > 0
     fidelity_top: int = 3
     fidelity_random: int = 3
+    train_scaled: bool = True   # train the emitted family in the final comparison
     data_resolution: Optional[int] = None
     device: str = "auto"
     data_dir: Optional[str] = None
@@ -181,7 +182,7 @@ class Pipeline:
         base = self._base()
         models, labels = [(base.name, base)], {base.name: "searched base, phi = 0"}
         emitted = pd.read_csv(self.out / "scaled" / "scaled.csv")
-        for _, row in emitted.iterrows():
+        for _, row in (emitted.iterrows() if self.config.train_scaled else ()):
             models.append((row["name"], resolve_spec(str(self.out / "scaled" / f"{row['name']}.yaml"))))
             labels[row["name"]] = f"phi = {row['phi']:g}"
         space = load_space(self.config.space)

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fidelity-top", type=int, default=3, help="top candidates retrained for fidelity (default 3)")
     p.add_argument("--fidelity-random", type=int, default=3,
                    help="random candidates retrained for fidelity (default 3)")
+    p.add_argument("--no-train-scaled", dest="train_scaled", action="store_false",
+                   help="leave the emitted phi nets out of the final comparison (the study still "
+                        "trains a compound net per target)")
     add(p, "data_resolution")
     p.set_defaults(func=cmd_pipeline)
 
