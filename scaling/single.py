@@ -19,6 +19,18 @@ DIMENSIONS = ("depth", "width", "resolution")
 
 @dataclass(frozen=True)
 class SingleScaled:
+    """One target of single-dimension scaling and the net chosen for it.
+
+    Attributes:
+        dimension: depth, width or resolution.
+        target_ratio: the MACs ratio to the base that was asked for.
+        multiplier: the dimension's multiplier of the chosen net (for resolution: new / base).
+        realised_ratio: the chosen net's MACs over the base's.
+        below: the nearest achievable ratio at or below the target (0.0 when none).
+        above: the nearest achievable ratio at or above the target (inf when none).
+        spec: the chosen net.
+    """
+
     dimension: str
     target_ratio: float
     multiplier: float
@@ -29,11 +41,16 @@ class SingleScaled:
 
     @property
     def error_pct(self) -> float:
+        """How far the realised ratio misses the target, in percent of the target."""
         return (self.realised_ratio / self.target_ratio - 1) * 100
 
 
 def parse_targets(text: str) -> list[float]:
-    """'2x,4x,0.5x' -> [2.0, 4.0, 0.5]."""
+    """'2x,4x,0.5x' -> [2.0, 4.0, 0.5].
+
+    Args:
+        text: the --targets value: positive MACs ratios, comma-separated, 'x' optional.
+    """
     try:
         values = [float(t.strip().rstrip("xX")) for t in text.split(",") if t.strip()]
     except ValueError:
@@ -67,10 +84,17 @@ def _candidates(base: ArchSpec, dimension: str, max_ratio: float) -> Iterator[tu
 def scale_single(base: ArchSpec, dimension: str, targets: list[float]) -> list[SingleScaled]:
     """Per target MACs ratio, the one-dimension net whose realised MACs land closest to it.
 
+    Depth and width are swept in fine multiplier steps and resolution in steps of its
+    rounding multiple; rounding makes only some ratios achievable, so each result
+    records the achievable neighbours of its target.
+
     Args:
         base: the net to grow (or shrink).
         dimension: depth, width or resolution.
         targets: MACs ratios to the base (e.g. 2.0, 4.0, 0.5).
+
+    Returns:
+        one SingleScaled per target, in order, named <base>-<dimension><target>x.
     """
     if dimension not in DIMENSIONS:
         raise CoefficientError(f"unknown dimension {dimension!r}; choose one of {', '.join(DIMENSIONS)}")

@@ -9,6 +9,7 @@ from .options import POSITIVE_INT, NON_NEGATIVE_INT, add
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `fidelity` sub-command."""
     p = sub.add_parser("fidelity", help="retrain top-K and K random candidates of a search with a longer "
                                         "recipe; Kendall tau / Spearman rho with bootstrap intervals")
     p.add_argument("search_dir", metavar="SEARCH_DIR", help="the --out folder of a finished `nas search`")
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
+    """`nas fidelity`: retrain a search's candidates with a longer recipe and report rank agreement."""
     from ..fidelity import describe, fidelity_from_args
 
     out = Path(args.out) if args.out else Path(args.search_dir) / "fidelity"
