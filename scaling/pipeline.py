@@ -76,6 +76,7 @@ class PipelineConfig:
     RESUMABLE = ("device", "data_dir", "workers", "download")
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (what is pinned in pipeline.yaml)."""
         d = dataclasses.asdict(self)
         for key in ("phis", "seeds", "study_targets"):
             d[key] = list(d[key])
@@ -104,6 +105,7 @@ class Pipeline:
         self.state_file.write_text(json.dumps(state, indent=2))
 
     def run(self) -> Path:
+        """Run every step not done yet, in order; return the report's path."""
         with RunLock(self.out):
             pin_settings(self.out, "pipeline.yaml", self.config.to_dict(), PipelineConfig.RESUMABLE,
                          "pipeline run")
@@ -142,6 +144,7 @@ class Pipeline:
 
     @functools.cached_property
     def dataset(self):
+        """The data set, loaded once per pipeline run."""
         space = load_space(self.config.space)
         return load_dataset(self.config.dataset, data_dir=self.config.data_dir, download=self.config.download,
                             resolution=self.config.data_resolution or space.base.resolution)
@@ -224,4 +227,5 @@ class Pipeline:
 
 
 def phi_label(phi: float) -> str:
+    """'phi = 1' for a table label."""
     return f"phi = {phi:g}" if math.isfinite(phi) else "phi = ?"

@@ -16,6 +16,7 @@ from .options import MACS, add
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas compare`."""
     p = sub.add_parser("compare", help="train several specs with one recipe and seeds; tabulate with "
                                        "paired 95 %% intervals")
     p.add_argument("specs", nargs="+", metavar="SPEC_OR_PRESET", help="spec YAML files or preset names")
@@ -51,6 +52,7 @@ def matched_models(specs: list[ArchSpec], target: Optional[int], by: str, keep: 
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """Run `nas compare`."""
     from ..compare import compare, cost_disagreements, cost_table, markdown, plot, summarise
     from ..train import Runtime
 

@@ -67,6 +67,7 @@ SEEDS = _parse_with(_seeds)
 
 @dataclass(frozen=True)
 class Opt:
+    """One option: its flags, help text and the other argparse keywords."""
     flags: tuple[str, ...]
     help: str
     kwargs: dict = field(default_factory=dict)

@@ -7,6 +7,7 @@ from .options import SEEDS, add, config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas pipeline`."""
     p = sub.add_parser("pipeline", help="search -> grid -> emission -> training -> report, resumable")
     add(p, "space", "dataset", "data_dir", "download", "target_macs", "trials", "objective", "sampler",
         "seed", "recipe", "resolution_multiple", "workers", "device", "out")
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
+    """Run `nas pipeline`."""
     from scaling import parse_phis
     from scaling.pipeline import Pipeline, PipelineConfig
 

@@ -15,6 +15,7 @@ GRID = ("base", "dataset", "data_dir", "val_fraction", "download", "step", "tole
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas scale grid|emit|single|study`."""
     scale = sub.add_parser("scale", help="compound scaling: grid search, emission, single-dimension")
     ssub = scale.add_subparsers(dest="scale_command", required=True, metavar="STEP")
 
@@ -56,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
+    """Run `nas scale grid`."""
     from scaling.grid import GridConfig, run_grid
     from scaling.grid_report import write_grid_outputs
 
@@ -72,6 +74,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
+    """Run `nas scale emit`."""
     from scaling import Coefficients, emit_compound, emit_paper, parse_phis
     from scaling.emit import write_emission
 
@@ -92,6 +95,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 def cmd_single(args: argparse.Namespace) -> int:
+    """Run `nas scale single`."""
     import pandas as pd
 
     from scaling.single import parse_targets, scale_single
@@ -112,6 +116,7 @@ def cmd_single(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    """Run `nas scale study`."""
     from scaling import Coefficients
     from scaling.single import parse_targets
     from scaling.study import run_study
