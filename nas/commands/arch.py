@@ -15,7 +15,7 @@ from ..tables import human, text_table
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `flops` and `show` sub-commands."""
     p = sub.add_parser("flops", help="parameters and MACs (the paper's FLOPs) of a spec or preset")
-    p.add_argument("spec", metavar="SPEC_OR_PRESET")
+    p.add_argument("spec", metavar="SPEC_OR_PRESET", help="a spec YAML file or a preset name")
     p.add_argument("--resolution", type=int, help="input size in pixels (default: the spec's)")
     p.add_argument("--num-classes", type=int, help="classifier width (default: the spec's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_flops)
 
     p = sub.add_parser("show", help="stage table and one-line stage strings of a spec or preset")
-    p.add_argument("spec", metavar="SPEC_OR_PRESET")
+    p.add_argument("spec", metavar="SPEC_OR_PRESET", help="a spec YAML file or a preset name")
     p.set_defaults(func=cmd_show)
 
 

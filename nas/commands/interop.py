@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("export", help="export a run to ONNX, TorchScript or torchvision weights")
-    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
-    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT", help="a run folder or its checkpoint.pt")
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="onnx (dynamic batch, checked in onnxruntime), torchscript, or a torchvision state_dict")
     p.add_argument("--out", required=True, help="file to write")
     p.add_argument("--tolerance", type=float, default=TOLERANCE,
                    help=f"largest max abs output difference accepted (default {TOLERANCE:g})")
