@@ -156,16 +156,7 @@ class MBConv(nn.Module):
 class PlainConv(nn.Module):
     """A regular kxk conv + BN + activation (MnasNet's "conv" op), optional SE and identity.
 
-    Args:
-        cin: input channels.
-        cout: output channels.
-        kernel: kernel size.
-        stride: conv stride.
-        se: SE ratio of the input channels; 0 for no SE.
-        skip: add the identity when stride is 1 and cin == cout.
-        activation: a key of ACTIVATION_LAYERS.
-        bn: BatchNorm eps and momentum.
-        drop_path: stochastic-depth rate of the residual branch.
+    Arguments as `MBConv`'s (without `expand`): `kernel` and `stride` are the conv's.
     """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, se: float, skip: bool,
@@ -206,17 +197,10 @@ class BasicBlock(_ResNetBlock):
 
     The shortcut is a strided 1x1 conv + BN when the stride or width changes.
 
-    Args:
-        cin: input channels.
-        cout: output channels.
-        kernel: kernel size of both convs.
-        stride: stride of the first conv.
-        se: SE ratio of the input channels; 0 for no SE.
-        skip: add the shortcut (without it the block is a plain two-conv stack).
-        activation: a key of ACTIVATION_LAYERS.
-        bn: BatchNorm eps and momentum.
-        drop_path: stochastic-depth rate of the residual branch.
+    Arguments as `MBConv`'s (without `expand`): `kernel` is both convs', `stride` the first's,
+    and `skip` adds the shortcut (without it the block is a plain two-conv stack).
     """
+
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, se: float, skip: bool,
                  activation: str, bn: BatchNormSpec, drop_path: float) -> None:
         super().__init__()
@@ -236,17 +220,9 @@ class Bottleneck(_ResNetBlock):
     Then [SE], + shortcut (a strided 1x1 conv + BN when the stride or width changes) and
     the activation.
 
-    Args:
-        cin: input channels.
-        cout: output channels.
-        kernel: kernel size of the middle conv.
-        stride: stride of the middle conv.
-        expansion: ratio of cout to the inner width (see `bottleneck_width`).
-        se: SE ratio of the input channels; 0 for no SE.
-        skip: add the shortcut.
-        activation: a key of ACTIVATION_LAYERS.
-        bn: BatchNorm eps and momentum.
-        drop_path: stochastic-depth rate of the residual branch.
+    Arguments as `MBConv`'s, except that `kernel` and `stride` apply to the middle conv,
+    `expansion` is the ratio of cout to the inner width (`bottleneck_width`) and `skip`
+    always adds the shortcut.
     """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: float, se: float,

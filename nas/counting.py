@@ -119,13 +119,8 @@ def analytic_count(spec: ArchSpec, resolution: Optional[int] = None,
 
 def analytic_macs(spec: ArchSpec, resolution: Optional[int] = None,
                   num_classes: Optional[int] = None) -> int:
-    """MACs of conv and FC layers from the spec alone (`analytic_count(...).macs`).
-
-    Args:
-        spec: the architecture.
-        resolution: input size to count at (default: the spec's).
-        num_classes: classifier width to count with (default: the spec's).
-    """
+    """MACs of conv and FC layers from the spec alone: `analytic_count(...).macs`, with the
+    same arguments."""
     return analytic_count(spec, resolution, num_classes).macs
 
 
