@@ -269,7 +269,6 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     """Check the config against the space and any earlier run; create or load the study."""
     space = load_space(config.space)
     objective = config.objective_fn()
-    check_data_resolution(config.data_resolution, space.base.resolution, f"space {space.name}")
     dataset = load_dataset(config.dataset, data_dir=config.data_dir,
                            resolution=config.data_resolution or space.base.resolution,
                            val_fraction=config.val_fraction,
@@ -304,6 +303,8 @@ def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optu
         config: the search's settings.
         log: where progress lines go.
     """
+    space = load_space(config.space)  # checked before the lock: a refusal creates no folder
+    check_data_resolution(config.data_resolution, space.base.resolution, f"space {space.name}")
     with locked(config.plan()):
         study = prepare(config, log)
         run_workers(_worker_process, config.to_dict(), config.workers,
