@@ -321,3 +321,24 @@ def test_readme_commands_parse_with_the_real_parser(capsys):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args([*words, "--help"])
         assert exc.value.code == 0
+
+
+def test_slow_cpu_run_warns_after_the_first_steps(tiny_spec):
+    """The warning's arithmetic on a stand-in run (run_epoch calls it after ETA_PROBE_STEPS
+    steps of the first epoch on a CPU; a real training run is too slow for this file)."""
+    import types
+
+    import nas.train.trainer as trainer
+    from nas.recipe import resolve_recipe
+
+    said = []
+    run = types.SimpleNamespace(device=types.SimpleNamespace(type="cpu"), steps_per_epoch=100,
+                                recipe=resolve_recipe("smoke").replace(epochs=10), spec=tiny_spec,
+                                say=said.append)
+    trainer._warn_if_slow(run, trainer.ETA_PROBE_STEPS * 0.1)  # 0.1 s a step: 100 s for the run
+    assert said == []
+    trainer._warn_if_slow(run, trainer.ETA_PROBE_STEPS * 5.0)  # 5 s a step: 5000 s
+    assert len(said) == 1 and "about 8 min and the run about 1.4 h" in said[0]
+    run.device.type = "cuda"
+    trainer._warn_if_slow(run, trainer.ETA_PROBE_STEPS * 5.0)
+    assert len(said) == 1
