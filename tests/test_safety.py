@@ -342,3 +342,70 @@ def test_slow_cpu_run_warns_after_the_first_steps(tiny_spec):
     run.device.type = "cuda"
     trainer._warn_if_slow(run, trainer.ETA_PROBE_STEPS * 5.0)
     assert len(said) == 1
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    """Child processes of `pid` that are multiprocessing spawn workers, oldest first."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    workers = []
+    for child in children:
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append((int(Path(f"/proc/{child}/stat").read_text().split(")")[1].split()[19]), child))
+        except OSError:
+            continue
+    return [c for _, c in sorted(workers)]
+
+
+def _journal_trials(out: Path):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    return optuna.load_study(study_name=out.name, storage=storage).trials
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_three_workers_one_killed_mid_trial_loses_nothing(tmp_path):
+    out = tmp_path / "three"
+    args = [*SEARCH, "--target-macs", "2M", "--trials", "4", "--workers", "3", "--pruner", "none",
+            "--sampler", "random", "--out", str(out)]
+    started = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline, victim, finished = time.time() + 150, None, {}
+    while time.time() < deadline and victim is None and proc.poll() is None:
+        time.sleep(0.3)
+        try:
+            trials = _journal_trials(out)
+        except Exception:
+            continue
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        running = [t for t in trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs]
+        workers = _spawned_workers(proc.pid)
+        if done and len(running) >= 2 and len(workers) == 3:
+            finished = {t.number: (t.user_attrs["arch"], t.value) for t in done}
+            victim = workers[0]
+            os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    first = time.time() - started
+    assert victim is not None, f"no worker was killed mid-trial: {err}"
+    assert proc.returncode == 2 and "worker(s) exited with an error" in err and "Traceback" not in err
+    time.sleep(3)  # the pause between the kill and the resume is no search time
+    started = time.time()
+    assert main(args) == 0
+    second = time.time() - started
+    trials = _journal_trials(out)
+    numbers = [t.number for t in trials]
+    assert sorted(numbers) == list(range(len(trials)))  # every trial present once
+    trained = [t for t in trials if t.user_attrs.get("status") == "trained"]
+    assert len(trained) >= 4
+    for number, (arch, value) in finished.items():  # no finished trial lost
+        assert trials[number].user_attrs["arch"] == arch and trials[number].value == pytest.approx(value)
+    killed = [t for t in trials if t.state == TrialState.FAIL]
+    assert killed and all(any(u.user_attrs.get("retry_of") == k.number for u in trials) for k in killed)
+    cost = __import__("json").loads((out / "cost.json").read_text())
+    assert cost["interrupted"] == len(killed) and cost["failed"] == 0
+    assert cost["wall_seconds"] <= first + second  # the pause is not counted ...
+    ended = [t for t in trials if t.datetime_complete is not None]
+    span = (max(t.datetime_complete for t in ended) - min(t.datetime_start for t in ended)).total_seconds()
+    assert cost["wall_seconds"] <= span - 3  # ... though the killed trial was closed after it
