@@ -4,9 +4,10 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= runs/demo
-DEMO_ARGS ?= --space tiny --dataset digits --target-macs 1.5M --trials 16 --recipe demo --grid-closest 4 --phi 1,2,3
+DEMO_ARGS ?= --space tiny --dataset digits --target-macs 1.5M --trials 12 --recipe demo --grid-closest 3 --phi 1,2 \
+             --seeds 0,1,2 --study-targets 2x --fidelity-top 3 --fidelity-random 3
 
-.PHONY: venv test demo clean-demo bench clean
+.PHONY: venv test demo clean-demo bench evidence clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +25,13 @@ test: venv
 # Re-running resumes (finished steps are skipped); `make clean-demo` starts over.
 demo: venv
 	$(VENV)/bin/nas pipeline $(DEMO_ARGS) --out $(DEMO_OUT)
-	@echo "demo outputs in $(DEMO_OUT): report.md, scaling.png, search/, grid/, scaled/, train/"
+	@echo "demo outputs in $(DEMO_OUT): report.md, scaling.png, search/, grid/, scaled/, train/, study/, fidelity/"
 
 clean-demo:
 	rm -rf $(DEMO_OUT)
+
+evidence: venv
+	bash benchmarks/evidence_cpu.sh
 
 bench: venv
 	$(PY) benchmarks/counting.py

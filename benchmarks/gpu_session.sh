@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Every GPU measurement the issues ask for, as one script for one device call.
 #
-#   bash benchmarks/gpu_session.sh setup bench proxy full search grid scaled
+#   bash benchmarks/gpu_session.sh setup bench proxy full search grid scaled evidence workers
+#
+# evidence: the CPU evidence command (benchmarks/evidence_cpu.sh) unchanged, at 32 px in the
+# `cifar` space; workers: search throughput with 1 vs 4 worker processes on the one GPU
+# (trained candidates per hour). DRY_RUN=1 prints every command instead of running it
+# (tests/test_gpu_script.py parses them with the real `nas` parser).
 #
 # Each phase runs under its own timeout and writes as it goes, so a phase that
 # fails or runs out of time leaves the others' results. Results: $OUT/log.txt,
@@ -22,6 +27,7 @@ NAS="python3 -m nas"
 PROXY=${PROXY:-proxy}; FULL=${FULL:-full}; FAST=${FAST:-proxy-fast}
 TRIALS=${TRIALS:-50}; SEARCH_S=${SEARCH_S:-240}; GRID_CLOSEST=${GRID_CLOSEST:-4}; GRID_S=${GRID_S:-60}
 PHIS=${PHIS:-1,2,3}; SCALED_S=${SCALED_S:-240}; FULL_S=${FULL_S:-300}; PROXY_S=${PROXY_S:-120}
+WORKERS_S=${WORKERS_S:-90}
 BASE=efficientnet-b0-cifar; SPACE=cifar; TARGET=116167168; EXTRA=""
 if [ "${QUICK:-0}" = 1 ]; then  # a small net and space: B0-CIFAR takes minutes per epoch on 2 cores
   EXTRA="--val-fraction 0.004"; SPACE=tiny; TARGET=2M; BASE=/tmp/quick-spec.yaml
@@ -32,6 +38,7 @@ fi
 
 phase() {  # phase NAME SECONDS COMMAND...
   local name=$1 budget=$2 start rc; shift 2
+  if [ "${DRY_RUN:-0}" = 1 ]; then echo "DRY $name: $*"; return 0; fi
   echo "=== $name (budget ${budget}s) start $(date +%T)"
   start=$(date +%s)
   timeout --signal=INT --kill-after=20 "$budget" "$@"; rc=$?
@@ -41,6 +48,7 @@ phase() {  # phase NAME SECONDS COMMAND...
 for p in "$@"; do
   case $p in
     setup)
+      if [ "${DRY_RUN:-0}" = 1 ]; then echo "DRY setup"; continue; fi
       if ls .whl/*.whl >/dev/null 2>&1; then
         python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
         export PYTHONPATH=/tmp/site:$PWD
@@ -74,9 +82,27 @@ print(max(1, min(40, int(0.85 * $FULL_S * ips / 50000))) if ips else 40)")
       # the base's proxy run (same recipe and seed) is the proxy phase's b0-proxy
       phase scaled "$SCALED_S" $NAS compare "$RUNS"/scaled-cifar/*.yaml --dataset cifar10 \
         --data-dir "$DATA" --recipe "$PROXY" $EXTRA --out "$RUNS/compare-scaled" ;;
+    evidence)  # the CPU evidence command, unchanged, at 32 px on the GPU
+      phase evidence "${EVIDENCE_S:-420}" env PY=python3 DATASET=cifar10 DATA_DIR="$DATA" SPACE=$SPACE RES=32 \
+        TARGET="${EVIDENCE_TARGET:-60M}" TRIALS="${EVIDENCE_TRIALS:-20}" PROXY="$FAST" FINAL="${EVIDENCE_FINAL:-$PROXY}" \
+        SEEDS=0,1,2 DEVICE=cuda OUT="$RUNS/evidence-32" DRY_RUN="${DRY_RUN:-0}" bash benchmarks/evidence_cpu.sh ;;
+    workers)  # trained candidates per hour with 1 and 4 worker processes sharing the GPU
+      for w in 1 4; do
+        phase "workers-$w" $((WORKERS_S + 60)) $NAS search --space $SPACE --dataset cifar10 --data-dir "$DATA" \
+          --target-macs $TARGET --trials 1000 --recipe "$FAST" --workers $w --timeout "$WORKERS_S" $EXTRA \
+          --out "$RUNS/workers-$w"
+      done
+      [ "${DRY_RUN:-0}" = 1 ] || python3 -c "
+import pandas as pd
+for w in (1, 4):
+    df = pd.read_csv('$RUNS/workers-%d/trials.csv' % w)
+    n = int(df['status'].isin(['trained', 'pruned']).sum())
+    print('workers %d: %d candidates trained in ${WORKERS_S}s = %.0f per hour' % (w, n, n * 3600 / $WORKERS_S))
+" ;;
     *) echo "unknown phase $p" ;;
   esac
 done
+[ "${DRY_RUN:-0}" = 1 ] && exit 0
 tar czf "$OUT/runs.tar.gz" --exclude=checkpoint.pt --exclude=study.journal -C "$RUNS" . 2>/dev/null
 cp results/benchmarks/*.jsonl "$OUT/" 2>/dev/null || true
 ls -la "$OUT"

@@ -17,20 +17,47 @@ ACTIVATION_LAYERS: dict[str, Callable[[], nn.Module]] = {
 
 def expanded_width(in_channels: int, expand: float) -> int:
     """MBConv hidden width. Like TF, in * expand is not rounded to 8 (for integer
-    ratios, and so for all of B0-B7, this equals timm's and torchvision's rounding)."""
+    ratios, and so for all of B0-B7, this equals timm's and torchvision's rounding).
+
+    Args:
+        in_channels: the block's input channels.
+        expand: the expansion ratio (1 for a depthwise-separable block).
+    """
     return int(round(in_channels * expand))
 
 
 def se_width(in_channels: int, ratio: float) -> int:
-    """SE squeeze width: from the block *input* channels, not the expanded ones."""
+    """SE squeeze width: from the block *input* channels, not the expanded ones.
+
+    Args:
+        in_channels: the block's input channels.
+        ratio: the SE ratio (e.g. 0.25); the width is at least 1.
+    """
     return max(1, int(in_channels * ratio))
 
 
 def bottleneck_width(out_channels: int, expansion: float) -> int:
+    """Inner width of a ResNet bottleneck: out // expansion (64 for out 256, expansion 4).
+
+    Args:
+        out_channels: the block's output channels.
+        expansion: ratio of output to inner width.
+    """
     return int(out_channels // expansion)
 
 
 class ConvBNAct(nn.Sequential):
+    """Conv (no bias, "same" padding for odd kernels) -> BatchNorm -> optional activation.
+
+    Args:
+        cin: input channels.
+        cout: output channels.
+        kernel: kernel size (odd).
+        stride: conv stride.
+        bn: BatchNorm eps and momentum.
+        activation: a key of ACTIVATION_LAYERS, or None for a linear output (projections).
+        groups: conv groups (the channel count for a depthwise conv).
+    """
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, bn: BatchNormSpec,
                  activation: str | None, groups: int = 1) -> None:
         layers: list[nn.Module] = [
@@ -43,6 +70,14 @@ class ConvBNAct(nn.Sequential):
 
 
 class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: global average pool -> 1x1 reduce -> activation -> 1x1 expand
+    -> sigmoid, a gate per channel.
+
+    Args:
+        channels: channels gated (the block's hidden width).
+        squeezed: width of the reduction (see `se_width`).
+        activation: a key of ACTIVATION_LAYERS, used between the two 1x1 convs.
+    """
     def __init__(self, channels: int, squeezed: int, activation: str) -> None:
         super().__init__()
         self.reduce = nn.Conv2d(channels, squeezed, 1, bias=True)
@@ -50,19 +85,25 @@ class SqueezeExcite(nn.Module):
         self.expand = nn.Conv2d(squeezed, channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` (N x C x H x W) with each channel scaled by its gate in (0, 1)."""
         scale = x.mean((2, 3), keepdim=True)
         scale = self.expand(self.act(self.reduce(scale)))
         return x * torch.sigmoid(scale)
 
 
 class StochasticDepth(nn.Module):
-    """Drops the whole residual branch per sample, rescaling survivors by 1/keep."""
+    """Drops the whole residual branch per sample, rescaling survivors by 1/keep.
+
+    Args:
+        rate: probability of dropping a sample's branch during training (keep = 1 - rate).
+    """
 
     def __init__(self, rate: float) -> None:
         super().__init__()
         self.rate = rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` with whole samples zeroed at `rate` in training; unchanged in eval mode."""
         if not self.training or self.rate == 0.0:
             return x
         keep = 1.0 - self.rate
@@ -70,6 +111,7 @@ class StochasticDepth(nn.Module):
         return x * mask.div_(keep)
 
     def extra_repr(self) -> str:
+        """The drop rate, shown when the module is printed."""
         return f"rate={self.rate:.4f}"
 
 
@@ -78,6 +120,18 @@ class MBConv(nn.Module):
 
     With expand == 1 there is no expansion conv: that is the depthwise-separable
     block of MobileNetV2's first stage and MnasNet's first layer ("ds").
+
+    Args:
+        cin: input channels.
+        cout: output channels.
+        kernel: depthwise kernel size.
+        stride: depthwise stride.
+        expand: hidden width as a multiple of cin (see `expanded_width`).
+        se: SE ratio of the input channels; 0 for no SE.
+        skip: add the identity when stride is 1 and cin == cout.
+        activation: a key of ACTIVATION_LAYERS.
+        bn: BatchNorm eps and momentum.
+        drop_path: stochastic-depth rate of the residual branch.
     """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: float, se: float,
@@ -92,6 +146,7 @@ class MBConv(nn.Module):
         self.drop_path = StochasticDepth(drop_path) if self.use_residual else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output; with the identity, the branch passes stochastic depth first."""
         out = self.project(self.se(self.depthwise(self.expand(x))))
         if self.use_residual:
             out = self.drop_path(out) + x
@@ -99,7 +154,10 @@ class MBConv(nn.Module):
 
 
 class PlainConv(nn.Module):
-    """A regular kxk conv + BN + activation (MnasNet's "conv" op), optional SE and identity."""
+    """A regular kxk conv + BN + activation (MnasNet's "conv" op), optional SE and identity.
+
+    Arguments as `MBConv`'s (without `expand`): `kernel` and `stride` are the conv's.
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, se: float, skip: bool,
                  activation: str, bn: BatchNormSpec, drop_path: float) -> None:
@@ -110,6 +168,7 @@ class PlainConv(nn.Module):
         self.drop_path = StochasticDepth(drop_path) if self.use_residual else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output; with the identity, the branch passes stochastic depth first."""
         out = self.se(self.conv(x))
         if self.use_residual:
             out = self.drop_path(out) + x
@@ -134,6 +193,14 @@ class _ResNetBlock(nn.Module):
 
 
 class BasicBlock(_ResNetBlock):
+    """ResNet basic block: kxk conv (stride) -> kxk conv -> [SE] -> + shortcut -> activation.
+
+    The shortcut is a strided 1x1 conv + BN when the stride or width changes.
+
+    Arguments as `MBConv`'s (without `expand`): `kernel` is both convs', `stride` the first's,
+    and `skip` adds the shortcut (without it the block is a plain two-conv stack).
+    """
+
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, se: float, skip: bool,
                  activation: str, bn: BatchNormSpec, drop_path: float) -> None:
         super().__init__()
@@ -143,11 +210,20 @@ class BasicBlock(_ResNetBlock):
         self._init_shortcut(cin, cout, stride, skip, bn, activation, drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output: activation of the branch plus the shortcut."""
         return self._finish(self.se(self.conv2(self.conv1(x))), x)
 
 
 class Bottleneck(_ResNetBlock):
-    """1x1 reduce -> kxk (stride, as in ResNet v1.5) -> 1x1 expand to out."""
+    """1x1 reduce -> kxk (stride, as in ResNet v1.5) -> 1x1 expand to out.
+
+    Then [SE], + shortcut (a strided 1x1 conv + BN when the stride or width changes) and
+    the activation.
+
+    Arguments as `MBConv`'s, except that `kernel` and `stride` apply to the middle conv,
+    `expansion` is the ratio of cout to the inner width (`bottleneck_width`) and `skip`
+    always adds the shortcut.
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: float, se: float,
                  skip: bool, activation: str, bn: BatchNormSpec, drop_path: float) -> None:
@@ -160,4 +236,5 @@ class Bottleneck(_ResNetBlock):
         self._init_shortcut(cin, cout, stride, skip, bn, activation, drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output: activation of the branch plus the shortcut."""
         return self._finish(self.se(self.conv3(self.conv2(self.conv1(x)))), x)

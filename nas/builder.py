@@ -13,7 +13,14 @@ from .spec import ArchSpec, StageSpec
 
 
 def block_configs(spec: ArchSpec) -> Iterator[tuple[int, StageSpec, int, int, int]]:
-    """(global block index, stage, in channels, out channels, stride) for every block."""
+    """(global block index, stage, in channels, out channels, stride) for every block.
+
+    Only a stage's first block takes its stride and channel change; the rest repeat at
+    stride 1 on the stage's output width.
+
+    Args:
+        spec: the architecture.
+    """
     cin = spec.stem.channels
     index = 0
     for stage in spec.stages:
@@ -24,7 +31,13 @@ def block_configs(spec: ArchSpec) -> Iterator[tuple[int, StageSpec, int, int, in
 
 
 def drop_path_rate(spec: ArchSpec, index: int, override: Optional[float] = None) -> float:
-    """Stochastic depth grows linearly with the global block index (0 for the first)."""
+    """Stochastic depth grows linearly with the global block index (0 for the first).
+
+    Args:
+        spec: the architecture; its drop_path and block count are used.
+        index: the block's global index (see `block_configs`).
+        override: a rate to use instead of the spec's drop_path.
+    """
     rate = spec.drop_path if override is None else override
     return rate * index / spec.blocks
 
@@ -36,7 +49,16 @@ def _make_block(spec: ArchSpec, stage: StageSpec, cin: int, cout: int, stride: i
 
 
 class Net(nn.Module):
-    """A network built from an ArchSpec; `spec` travels with the module."""
+    """A network built from an ArchSpec; `spec` travels with the module.
+
+    Stem conv (+ max-pool), the blocks, an optional 1x1 head conv, global average pool,
+    dropout and the linear classifier, initialised by `init_weights`.
+
+    Args:
+        spec: the architecture.
+        drop_path: overrides the spec's stochastic-depth rate (None: the spec's).
+        dropout: overrides the spec's classifier dropout (None: the spec's).
+    """
 
     def __init__(self, spec: ArchSpec, drop_path: Optional[float] = None,
                  dropout: Optional[float] = None) -> None:
@@ -61,9 +83,11 @@ class Net(nn.Module):
         init_weights(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature maps before pooling: stem -> blocks -> head."""
         return self.head(self.blocks(self.stem(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N x num_classes) of an N x C x H x W batch."""
         x = self.features(x)
         x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
         return self.classifier(self.dropout(x))
@@ -71,7 +95,11 @@ class Net(nn.Module):
 
 def init_weights(model: nn.Module) -> None:
     """TF/timm initialisation: conv normal(0, sqrt(2/fan_out)), fan_out = k*k*out/groups;
-    the classifier uniform(+-1/sqrt(classes)); BN weight 1, bias 0."""
+    the classifier uniform(+-1/sqrt(classes)); BN weight 1, bias 0.
+
+    Args:
+        model: initialised in place, every Conv2d, BatchNorm2d and Linear in it.
+    """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
@@ -89,5 +117,11 @@ def init_weights(model: nn.Module) -> None:
 
 def build(spec: ArchSpec, *, drop_path: Optional[float] = None,
           dropout: Optional[float] = None) -> Net:
-    """Build the model; `drop_path`/`dropout` override the spec's rates (e.g. a proxy recipe)."""
+    """Build the model; `drop_path`/`dropout` override the spec's rates (e.g. a proxy recipe).
+
+    Args:
+        spec: the architecture.
+        drop_path: stochastic-depth rate instead of the spec's (None: the spec's).
+        dropout: classifier dropout instead of the spec's (None: the spec's).
+    """
     return Net(spec, drop_path=drop_path, dropout=dropout)

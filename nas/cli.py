@@ -10,13 +10,13 @@ from .errors import NasError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import arch, compare, interop, pipeline, scale, search, train
+    from .commands import arch, compare, fidelity, interop, pipeline, scale, search, train
 
     parser = argparse.ArgumentParser(
         prog="nas", description="EfficientNet-style NAS: search a baseline for a MACs budget, "
                                 "scale it, and train/compare nets with one trainer.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (arch, train, search, scale, pipeline, compare, interop):
+    for module in (arch, train, search, scale, pipeline, compare, fidelity, interop):
         module.register(sub)
     return parser
 

@@ -95,6 +95,47 @@ def markdown(summary: pd.DataFrame, label: Optional[dict] = None) -> str:
     return table + floor
 
 
+def cost_table(models: Sequence[tuple[str, ArchSpec]], device: str = "auto",
+               batches: Sequence[int] = (1, 256)) -> pd.DataFrame:
+    """Measured inference latency per model (median after warm-up) on the current device.
+
+    Args:
+        models: (name, spec) pairs.
+        device: where to measure (auto, cpu, cuda, ...).
+        batches: batch sizes to time; one column latency_b<N>_ms each.
+    """
+    from .builder import build
+    from .latency import measure_latency_ms
+    from .train.runtime import resolve_device
+
+    dev = resolve_device(device)
+    rows = []
+    for name, spec in models:
+        model = build(spec).to(dev)
+        row = {"model": name}
+        for b in batches:
+            row[f"latency_b{b}_ms"] = measure_latency_ms(model, spec.resolution, dev, batch=b,
+                                                         repeats=5, warmup=2, in_channels=spec.in_channels)
+        rows.append(row)
+        del model
+    return pd.DataFrame(rows)
+
+
+def cost_disagreements(table: pd.DataFrame, latency: str = "latency_b256_ms", factor: float = 2.0) -> list[str]:
+    """Pairs whose MACs ratio and measured latency ratio disagree by more than `factor`:
+    MACs alone would mislead about their cost on this device."""
+    warnings = []
+    rows = table.dropna(subset=["macs", latency]).to_dict("records")
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            macs_ratio = b["macs"] / a["macs"]
+            lat_ratio = b[latency] / a[latency]
+            if max(macs_ratio / lat_ratio, lat_ratio / macs_ratio) > factor:
+                warnings.append(f"warning: {b['model']} vs {a['model']}: MACs ratio {macs_ratio:.2f} but "
+                                f"latency ratio {lat_ratio:.2f} ({latency}); MACs do not predict cost here")
+    return warnings
+
+
 def plot(summary: pd.DataFrame, path: Path, title: str, line_models: Sequence[str] = (),
          line_label: str = "scaled family") -> None:
     """Test (or validation) accuracy vs MACs; `line_models` joined as one curve."""

@@ -25,7 +25,15 @@ from .spec import ArchSpec, StageSpec
 
 @dataclass(frozen=True)
 class Count:
-    """MACs of conv and FC layers (the paper's FLOPs), plus elementwise ops apart."""
+    """MACs of conv and FC layers (the paper's FLOPs), plus elementwise ops apart.
+
+    Attributes:
+        conv_macs: multiply-adds of the conv layers (stem, blocks, head).
+        fc_macs: multiply-adds of the classifier.
+        elementwise_ops: activations, SE pooling and gating, residual adds and pooling.
+        params: parameters, BatchNorm weights and biases included.
+        resolution: the input size counted at.
+    """
 
     conv_macs: int
     fc_macs: int
@@ -35,6 +43,7 @@ class Count:
 
     @property
     def macs(self) -> int:
+        """conv_macs + fc_macs: the paper's FLOPs."""
         return self.conv_macs + self.fc_macs
 
 
@@ -57,12 +66,26 @@ def _layers(spec: ArchSpec, resolution: int) -> Iterator[tuple[Conv | None, int]
 
 
 def block_layers(stage: StageSpec, cin: int, cout: int, stride: int, hw: int) -> Layers:
-    """The layers of one block of `stage` on a hw x hw input (from its registered type)."""
+    """The layers of one block of `stage` on a hw x hw input (from its registered type).
+
+    Args:
+        stage: the block's stage (block type, kernel, expand, se, ...).
+        cin: the block's input channels.
+        cout: its output channels.
+        stride: its stride.
+        hw: side of its input map.
+    """
     return get_block(stage.block).layers(stage, cin, cout, stride, hw)
 
 
 def stage_macs(stage: StageSpec, cin: int, hw: int) -> tuple[int, int]:
-    """(MACs of all blocks of `stage` on a cin x hw x hw input, output size)."""
+    """(MACs of all blocks of `stage` on a cin x hw x hw input, output size).
+
+    Args:
+        stage: the stage counted.
+        cin: the stage's input channels.
+        hw: side of the stage's input map.
+    """
     macs = 0
     for i in range(stage.repeats):
         stride = stage.stride if i == 0 else 1
@@ -74,7 +97,13 @@ def stage_macs(stage: StageSpec, cin: int, hw: int) -> tuple[int, int]:
 
 def analytic_count(spec: ArchSpec, resolution: Optional[int] = None,
                    num_classes: Optional[int] = None) -> Count:
-    """Count from the spec alone, without building the model."""
+    """Count from the spec alone, without building the model.
+
+    Args:
+        spec: the architecture.
+        resolution: input size to count at (default: the spec's).
+        num_classes: classifier width to count with (default: the spec's).
+    """
     resolution = spec.resolution if resolution is None else resolution
     classes = spec.num_classes if num_classes is None else num_classes
     conv_macs = elementwise = params = 0
@@ -90,10 +119,17 @@ def analytic_count(spec: ArchSpec, resolution: Optional[int] = None,
 
 def analytic_macs(spec: ArchSpec, resolution: Optional[int] = None,
                   num_classes: Optional[int] = None) -> int:
+    """MACs of conv and FC layers from the spec alone: `analytic_count(...).macs`, with the
+    same arguments."""
     return analytic_count(spec, resolution, num_classes).macs
 
 
 def count_params(model: nn.Module) -> int:
+    """Number of parameter elements of a built model (BatchNorm weights and biases included).
+
+    Args:
+        model: the network.
+    """
     return sum(p.numel() for p in model.parameters())
 
 
@@ -106,7 +142,13 @@ def fvcore_macs(model: nn.Module, resolution: int, in_channels: int = 3) -> int:
 
     fvcore counts one per multiply-add; unsupported elementwise ops count 0. Its
     default BatchNorm and adaptive-pool handles are replaced by zero handles,
-    because unsetting them does not remove them (shared/notes/optuna-fvcore-facts.md).
+    because setting a handle to None does not remove fvcore's default one.
+
+    Args:
+        model: the built network; traced in eval mode on its own device, then put back
+            in the mode it was in.
+        resolution: input side in pixels.
+        in_channels: input channels.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # fvcore scripts at import time

@@ -11,7 +11,19 @@ from torch import nn
 @torch.no_grad()
 def measure_latency_ms(model: nn.Module, resolution: int, device: torch.device, batch: int = 1,
                        repeats: int = 10, warmup: int = 3, in_channels: int = 3) -> float:
-    """Median milliseconds of one eval-mode forward pass of `batch` images."""
+    """Median milliseconds of one eval-mode forward pass of `batch` images.
+
+    The model is put back in the mode it was in; CUDA work is synchronised around each pass.
+
+    Args:
+        model: the network, already on `device`.
+        resolution: input side in pixels.
+        device: where the random input is made.
+        batch: images per pass.
+        repeats: timed passes (the median is returned).
+        warmup: untimed passes first.
+        in_channels: input channels.
+    """
     was_training = model.training
     model.eval()
     x = torch.randn(batch, in_channels, resolution, resolution, device=device)

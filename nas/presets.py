@@ -18,6 +18,15 @@ PRESET_DIR = Path(__file__).with_name("presets")
 
 
 class Coefficients(NamedTuple):
+    """One row of the released EfficientNet table.
+
+    Attributes:
+        width: channel multiplier.
+        depth: multiplier of every stage's repeats.
+        resolution: input size in pixels.
+        dropout: classifier dropout rate.
+    """
+
     width: float
     depth: float
     resolution: int
@@ -45,6 +54,11 @@ def efficientnet_variant(base: ArchSpec, key: str, name: str | None = None) -> A
 
     At a 224-px base the official resolution is used as is; another base resolution
     (a CIFAR base, say) is scaled by the same ratio and rounded to a multiple of 8.
+
+    Args:
+        base: an EfficientNet-shaped spec (B0, or a variant of it).
+        key: b0..b7, a key of EFFICIENTNET.
+        name: the result's name (default: efficientnet-<key>).
     """
     c = EFFICIENTNET[key]
     resolution = (c.resolution if base.resolution == 224
@@ -54,12 +68,19 @@ def efficientnet_variant(base: ArchSpec, key: str, name: str | None = None) -> A
 
 
 def mobilenet_v2_variant(base: ArchSpec, width: float) -> ArchSpec:
-    """torchvision's width multiplier: the head keeps 1280 unless width > 1."""
+    """torchvision's width multiplier: the head keeps 1280 unless width > 1.
+
+    Args:
+        base: the MobileNetV2 spec at width 1.
+        width: the channel multiplier (e.g. 0.35, 0.5, 0.75, 1.4); also names the result.
+    """
     return scale_spec(base, width=width, head_width=max(1.0, width),
                       name=f"{base.name}-{width:g}")
 
 
 def derived_presets() -> dict[str, ArchSpec]:
+    """The presets derived from a base file, by name: EfficientNet B1-B7 from B0 and the
+    MobileNetV2 width variants. `python -m nas.presets --write` stores them as YAML."""
     b0 = ArchSpec.load(PRESET_DIR / "efficientnet-b0.yaml")
     mbv2 = ArchSpec.load(PRESET_DIR / "mobilenet-v2.yaml")
     derived = {f"efficientnet-{k}": efficientnet_variant(b0, k) for k in EFFICIENTNET if k != "b0"}
@@ -70,10 +91,19 @@ def derived_presets() -> dict[str, ArchSpec]:
 
 
 def preset_names() -> list[str]:
+    """Names of the stored presets (the YAML file stems under nas/presets/), sorted."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
 def load_preset(name: str) -> ArchSpec:
+    """The stored preset called `name`.
+
+    Args:
+        name: a preset name (see `preset_names`); not a path.
+
+    Raises:
+        SpecError listing the known presets when there is none of that name.
+    """
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
         raise SpecError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}")
@@ -81,7 +111,11 @@ def load_preset(name: str) -> ArchSpec:
 
 
 def resolve_spec(spec_or_preset: str) -> ArchSpec:
-    """A YAML path or a preset name -> ArchSpec, with a one-line error otherwise."""
+    """A YAML path or a preset name -> ArchSpec, with a one-line error otherwise.
+
+    Args:
+        spec_or_preset: a path to a spec YAML file, or a preset name such as efficientnet-b0.
+    """
     return ArchSpec.load(named_file(spec_or_preset, PRESET_DIR, "preset", SpecError))
 
 

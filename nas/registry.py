@@ -22,7 +22,17 @@ EXPAND_KINDS = ("none", "mbconv", "bottleneck")
 
 @dataclass(frozen=True)
 class Conv:
-    """One conv (or FC as a 1x1 conv) layer, as the analytic counter sees it."""
+    """One conv (or FC as a 1x1 conv) layer, as the analytic counter sees it.
+
+    Attributes:
+        cin: input channels.
+        cout: output channels.
+        kernel: kernel size (square).
+        groups: conv groups (cin for a depthwise conv).
+        out_hw: side of the (square) output map.
+        bias: whether the layer has a bias.
+        bn: whether a BatchNorm follows (its weight and bias count as parameters).
+    """
 
     cin: int
     cout: int
@@ -34,10 +44,12 @@ class Conv:
 
     @property
     def macs(self) -> int:
+        """Multiply-adds: out_hw^2 * cout * (cin / groups) * kernel^2."""
         return self.out_hw * self.out_hw * self.cout * (self.cin // self.groups) * self.kernel ** 2
 
     @property
     def params(self) -> int:
+        """Weights, plus the bias and the BatchNorm weight and bias when present."""
         weights = self.cout * (self.cin // self.groups) * self.kernel ** 2
         return weights + (self.cout if self.bias else 0) + (2 * self.cout if self.bn else 0)
 
@@ -47,13 +59,24 @@ Layers = Iterator[tuple[Optional[Conv], int]]
 
 
 def out_size(size: int, stride: int) -> int:
-    """Output side of a "same"-padded conv with an odd kernel."""
+    """Output side of a "same"-padded conv with an odd kernel.
+
+    Args:
+        size: input side in pixels.
+        stride: the conv's stride.
+    """
     return math.ceil(size / stride)
 
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a block needs from the whole spec besides its own stage."""
+    """What a block needs from the whole spec besides its own stage.
+
+    Attributes:
+        activation: the spec's activation name.
+        bn: the spec's BatchNormSpec.
+        drop_path: this block's stochastic-depth rate.
+    """
 
     activation: str
     bn: Any          # BatchNormSpec
@@ -98,7 +121,15 @@ _REGISTRY: dict[str, BlockType] = {}
 
 
 def register_block(block: BlockType, replace: bool = False) -> BlockType:
-    """Add a block type; refuses a second registration of a name unless `replace`."""
+    """Add a block type; refuses a second registration of a name unless `replace`.
+
+    Args:
+        block: the block type; its name must be lower-case letters and digits.
+        replace: overwrite a block type of the same name.
+
+    Returns:
+        `block`, so the call can be used as an expression.
+    """
     _load_builtins()
     if block.name in _REGISTRY and not replace:
         raise RegistryError(f"block type {block.name!r} is already registered")
@@ -110,12 +141,23 @@ def register_block(block: BlockType, replace: bool = False) -> BlockType:
 
 
 def unregister_block(name: str) -> None:
-    """Remove a block type (tests register toy blocks and remove them again)."""
+    """Remove a block type (tests register toy blocks and remove them again).
+
+    Args:
+        name: the block type's name; an unknown name is ignored.
+    """
     _REGISTRY.pop(name, None)
 
 
 def get_block(name: str) -> BlockType:
-    """The registered block type called `name`."""
+    """The registered block type called `name`.
+
+    Args:
+        name: a block name such as mbconv.
+
+    Raises:
+        RegistryError listing the known names.
+    """
     _load_builtins()
     try:
         return _REGISTRY[name]
@@ -124,7 +166,11 @@ def get_block(name: str) -> BlockType:
 
 
 def block_names(searchable_only: bool = False) -> tuple[str, ...]:
-    """Registered block names, in registration order."""
+    """Registered block names, in registration order.
+
+    Args:
+        searchable_only: only the types search spaces may offer.
+    """
     _load_builtins()
     return tuple(n for n, b in _REGISTRY.items() if b.searchable or not searchable_only)
 

@@ -1,5 +1,5 @@
 """How a comparison is stated: paired seed differences, t intervals, verdict words,
-the evaluation noise floor and rank agreement between proxies (see notes/evidence.md).
+the evaluation noise floor and rank agreement between a proxy and a longer recipe.
 
 Pure functions over numbers and data frames; accuracies are fractions in [0, 1] unless a
 `scale` says otherwise, and every sentence is in percentage points (accuracy x 100).
@@ -25,7 +25,14 @@ REFERENCE = "reference"
 
 @dataclass(frozen=True)
 class Interval:
-    """mean ± half_width, the 95 % Student-t interval of a mean over n values."""
+    """mean ± half_width, the 95 % Student-t interval of a mean over n values.
+
+    Attributes:
+        mean: the mean (NaN over no values).
+        half_width: t quantile x sd / sqrt(n); None below 2 values.
+        n: how many finite values the mean is over.
+        sd: the sample standard deviation (ddof=1); None below 2 values.
+    """
     mean: float
     half_width: Optional[float]  # None below 2 values
     n: int
@@ -33,10 +40,12 @@ class Interval:
 
     @property
     def low(self) -> Optional[float]:
+        """mean − half_width, or None without an interval."""
         return None if self.half_width is None else self.mean - self.half_width
 
     @property
     def high(self) -> Optional[float]:
+        """mean + half_width, or None without an interval."""
         return None if self.half_width is None else self.mean + self.half_width
 
     def excludes_zero(self) -> bool:
@@ -44,12 +53,26 @@ class Interval:
         return self.half_width is not None and (self.low > 0 or self.high < 0)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (for JSON)."""
         return asdict(self)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """B − A over paired seeds, in the units of the inputs; `verdict` is in points."""
+    """B − A over paired seeds, in the units of the inputs; `verdict` is in points.
+
+    Attributes:
+        a_name: the reference's name.
+        b_name: the other model's name.
+        mean: mean of the paired differences b_s − a_s.
+        sd: their sample standard deviation; None below 2 seeds.
+        half_width: 95 % Student-t half-width of the mean; None below 2 seeds.
+        n: number of seeds both had.
+        verdict: the sentence `paired_difference` chose.
+        seeds: the seeds both had, in A's order.
+        dropped: seeds missing (or NaN) on either side.
+        diffs: seed -> b_s − a_s.
+    """
     a_name: str
     b_name: str
     mean: float
@@ -62,12 +85,24 @@ class Comparison:
     diffs: dict = field(default_factory=dict)  # seed -> b_s − a_s
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (for JSON)."""
         return asdict(self)
 
 
 @dataclass(frozen=True)
 class RankAgreement:
-    """Kendall τ and Spearman ρ with bootstrap percentile intervals over candidates."""
+    """Kendall τ and Spearman ρ with bootstrap percentile intervals over candidates.
+
+    Attributes:
+        tau: Kendall's tau-b over all candidates.
+        tau_low: 2.5th percentile of tau over the bootstrap resamples (None without any).
+        tau_high: 97.5th percentile of tau over the resamples (None without any).
+        rho: Spearman's rho over all candidates.
+        rho_low: 2.5th percentile of rho over the resamples (None without any).
+        rho_high: 97.5th percentile of rho over the resamples (None without any).
+        n: number of candidates.
+        draws_used: bootstrap resamples kept (those where a ranking is constant are skipped).
+    """
     tau: float
     tau_low: Optional[float]
     tau_high: Optional[float]
@@ -78,6 +113,7 @@ class RankAgreement:
     draws_used: int  # bootstrap resamples kept (degenerate ones are skipped)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (for JSON)."""
         return asdict(self)
 
 

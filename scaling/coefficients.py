@@ -19,6 +19,18 @@ class CoefficientError(NasError):
 
 @dataclass(frozen=True)
 class Coefficients:
+    """Compound-scaling coefficients: depth grows as alpha^phi, width as beta^phi and
+    resolution as gamma^phi.
+
+    Attributes:
+        alpha: depth coefficient (>= 1).
+        beta: width coefficient (>= 1).
+        gamma: resolution coefficient (>= 1).
+
+    Raises:
+        CoefficientError when a value is not a number >= 1.
+    """
+
     alpha: float  # depth
     beta: float   # width
     gamma: float  # resolution
@@ -36,16 +48,28 @@ class Coefficients:
         return self.alpha * self.beta ** 2 * self.gamma ** 2
 
     def check(self, tolerance: float, strict: bool) -> None:
+        """Refuse coefficients whose factor alpha * beta^2 * gamma^2 is not within `tolerance` of 2.
+
+        Args:
+            tolerance: the largest accepted |factor − 2|.
+            strict: check at all; without it any factor passes.
+        """
         if strict and abs(self.factor - TARGET_FACTOR) > tolerance:
             raise CoefficientError(
                 f"alpha*beta^2*gamma^2 = {self.factor:.4f} is outside 2 +- {tolerance}; pick coefficients "
                 "closer to 2, widen --tolerance, or drop --strict")
 
     def as_tuple(self) -> tuple[float, float, float]:
+        """(alpha, beta, gamma)."""
         return self.alpha, self.beta, self.gamma
 
     @classmethod
     def parse(cls, text: str) -> "Coefficients":
+        """Coefficients from text such as '1.2,1.1,1.15' (alpha, beta, gamma).
+
+        Args:
+            text: the --coefficients value: three comma-separated numbers.
+        """
         parts = [p for p in text.replace(" ", "").split(",") if p]
         try:
             values = [float(p) for p in parts]
@@ -58,6 +82,11 @@ class Coefficients:
 
     @classmethod
     def load(cls, path: str | Path) -> "Coefficients":
+        """Coefficients from a YAML file with alpha, beta and gamma keys.
+
+        Args:
+            path: the YAML file.
+        """
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text())
@@ -75,7 +104,19 @@ def admissible_grid(step: float = 0.05, tolerance: float = 0.1, alpha_max: float
                     beta_max: float = 1.5, gamma_max: float = 1.5,
                     closest: Optional[int] = None) -> list[Coefficients]:
     """All (alpha, beta, gamma) >= 1 on the step grid with |alpha*beta^2*gamma^2 - 2| <= tolerance,
-    ordered by distance to 2 (then alpha, beta, gamma); optionally only the `closest` K."""
+    ordered by distance to 2 (then alpha, beta, gamma); optionally only the `closest` K.
+
+    Args:
+        step: grid spacing of each axis, starting at 1.0.
+        tolerance: the largest accepted |factor − 2|.
+        alpha_max: upper end of the alpha axis.
+        beta_max: upper end of the beta axis.
+        gamma_max: upper end of the gamma axis.
+        closest: keep only this many points nearest 2 (None or 0: all).
+
+    Raises:
+        CoefficientError for a non-positive step, a negative tolerance or an empty grid.
+    """
     if step <= 0 or tolerance < 0:
         raise CoefficientError("--step must be positive and --tolerance non-negative")
     points = []

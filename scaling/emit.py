@@ -24,6 +24,18 @@ PAPER_DROPOUT = [0.2, 0.2, 0.3, 0.3, 0.4, 0.4, 0.5, 0.5]
 
 @dataclass(frozen=True)
 class ScaledModel:
+    """One emitted model and the multipliers that made it.
+
+    Attributes:
+        name: the spec's name (<base>-phi<phi>, or the B1-B7 name for --paper).
+        phi: the compound coefficient.
+        depth: multiplier of the stage repeats.
+        width: multiplier of the channels.
+        resolution: input size in pixels, after rounding.
+        dropout: classifier dropout (see `dropout_for`).
+        spec: the scaled architecture.
+    """
+
     name: str
     phi: float
     depth: float
@@ -34,7 +46,11 @@ class ScaledModel:
 
 
 def parse_phis(text: str) -> list[float]:
-    """'1..7' -> [1..7]; '1,2,3'; '-1,0.5,2'; '-2..2'."""
+    """'1..7' -> [1..7]; '1,2,3'; '-1,0.5,2'; '-2..2'.
+
+    Args:
+        text: the --phi value: comma-separated numbers and inclusive integer ranges a..b.
+    """
     text = text.replace(" ", "")
     values: list[float] = []
     for part in text.split(","):
@@ -76,7 +92,12 @@ def huge_warnings(base: ArchSpec, table: pd.DataFrame) -> list[str]:
 
 def dropout_for(phi: float, base_dropout: float) -> float:
     """The paper's dropout rising from 0.2 (B0) to 0.5 (B7), as an offset on the base's rate;
-    interpolated between integer phi, held beyond B7, lowered 0.05 per step below phi = 0."""
+    interpolated between integer phi, held beyond B7, lowered 0.05 per step below phi = 0.
+
+    Args:
+        phi: the compound coefficient.
+        base_dropout: the base net's dropout; the result is clipped to [0, 0.9].
+    """
     offset = (np.interp(phi, range(8), PAPER_DROPOUT) - PAPER_DROPOUT[0]) if phi >= 0 else 0.05 * phi
     return float(min(0.9, max(0.0, round(base_dropout + offset, 4))))
 
@@ -87,7 +108,14 @@ def _fmt_phi(phi: float) -> str:
 
 def compound_model(base: ArchSpec, c: Coefficients, phi: float, multiple: int = 0) -> ScaledModel:
     """depth alpha^phi, width beta^phi, resolution r0 * gamma^phi rounded to `multiple` pixels
-    (0: the grid's rule by base resolution, `nas.rounding.resolution_multiple`)."""
+    (0: the grid's rule by base resolution, `nas.rounding.resolution_multiple`).
+
+    Args:
+        base: the net to scale.
+        c: the coefficients alpha, beta, gamma.
+        phi: the compound coefficient (negative values shrink the net).
+        multiple: resolution rounding in pixels; 0 picks it from the base resolution.
+    """
     depth, width = c.alpha ** phi, c.beta ** phi
     resolution = round_resolution(base.resolution * c.gamma ** phi,
                                   resolution_multiple(base.resolution, multiple))
@@ -99,12 +127,24 @@ def compound_model(base: ArchSpec, c: Coefficients, phi: float, multiple: int = 
 
 def emit_compound(base: ArchSpec, c: Coefficients, phis: list[float], multiple: int = 0
                   ) -> list[ScaledModel]:
-    """One scaled model per phi (see `compound_model`)."""
+    """One scaled model per phi (see `compound_model`).
+
+    Args:
+        base: the net to scale.
+        c: the coefficients alpha, beta, gamma.
+        phis: the compound coefficients, in output order.
+        multiple: resolution rounding in pixels; 0 picks it from the base resolution.
+    """
     return [compound_model(base, c, phi, multiple) for phi in phis]
 
 
 def emit_paper(base: ArchSpec, phis: list[float]) -> list[ScaledModel]:
-    """The released EfficientNet B1-B7 coefficients applied to an EfficientNet-shaped base."""
+    """The released EfficientNet B1-B7 coefficients applied to an EfficientNet-shaped base.
+
+    Args:
+        base: a 7-stage EfficientNet-shaped spec; "b0" in its name becomes the variant's key.
+        phis: integers 0..7, one model per value (0: the base itself, as B0).
+    """
     if len(base.stages) != 7:
         raise CoefficientError(f"--paper needs an EfficientNet-shaped base (7 stages); {base.name} has "
                                f"{len(base.stages)}. Use --coefficients for other bases")
@@ -122,7 +162,14 @@ def emit_paper(base: ArchSpec, phis: list[float]) -> list[ScaledModel]:
 
 
 def scaled_table(base: ArchSpec, models: list[ScaledModel], factor: float) -> pd.DataFrame:
-    """One row per model: coefficients, counts, realised MACs ratio next to the nominal ones."""
+    """One row per model: coefficients, counts, realised MACs ratio next to the nominal ones.
+
+    Args:
+        base: the unscaled net the ratios are relative to.
+        models: the emitted models.
+        factor: the coefficients' MACs factor per unit phi (alpha * beta^2 * gamma^2); the
+            formula ratio is factor^phi, the ideal one 2^phi.
+    """
     base_macs = analytic_count(base).macs
     rows = []
     for m in models:
@@ -140,8 +187,19 @@ def scaled_table(base: ArchSpec, models: list[ScaledModel], factor: float) -> pd
 
 
 def write_emission(out: Path, base: ArchSpec, models: list[ScaledModel], factor: float) -> pd.DataFrame:
-    """Write one spec YAML per model and scaled.csv into `out` (under its lock); refuse, with
-    `out` untouched, when it holds another emission (see `nas.outfolder.write_files`)."""
+    """Write every model's spec as <name>.yaml and the table as scaled.csv under `out`, under
+    its lock; refuse, with `out` untouched, when it holds another emission (see
+    `nas.outfolder.write_files`).
+
+    Args:
+        out: the output folder (created when missing).
+        base: the unscaled net the ratios are relative to.
+        models: the emitted models.
+        factor: the coefficients' MACs factor per unit phi (see `scaled_table`).
+
+    Returns:
+        the table written to scaled.csv.
+    """
     table = scaled_table(base, models, factor)
     files = {f"{safe_name(m.name)}.yaml": m.spec.to_yaml() for m in models}
     files["scaled.csv"] = table.to_csv(index=False)

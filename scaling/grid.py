@@ -76,12 +76,15 @@ class GridConfig:
 
     @property
     def name(self) -> str:
+        """The study's name in its storage (default: the --out folder name + '-grid')."""
         return self.study_name or f"{Path(self.out).resolve().name}-grid"
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (what is pinned in grid.yaml)."""
         return dataclasses.asdict(self)
 
     def plan(self, base: ArchSpec) -> StudyPlan:
+        """Where the grid's study lives and what is pinned (the base network included)."""
         settings = {**self.to_dict(), "base_network": base.canonical_string()}
         return StudyPlan(Path(self.out), self.name, self.storage, settings, self.RESUMABLE,
                          "grid.yaml", "grid")

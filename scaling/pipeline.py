@@ -1,6 +1,8 @@
 """The whole EfficientNet recipe in one resumable command:
-search a base -> grid-search (alpha, beta, gamma) -> emit phi = 1..k -> train all with one
-recipe (plus hand-designed references) -> report.md and scaling.png.
+search a base -> grid-search (alpha, beta, gamma) at equal realised MACs -> emit phi = 1..k ->
+train the base, its scaled family and the hand-designed references (rescaled to the base's
+MACs) with one final recipe and seeds -> scaling study (compound vs single dimensions) ->
+proxy fidelity -> report.md stating each claim as resolved or not.
 
 Every step writes its outputs under OUT/<step>/ and is marked done in OUT/pipeline.json;
 re-running skips finished steps and resumes an interrupted one.
@@ -10,29 +12,34 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pandas as pd
 
-from nas.compare import compare, markdown, plot, summarise
+from nas.compare import compare
 from nas.data import load_dataset
+from nas.fidelity import FidelityPlan, run_fidelity
 from nas.presets import resolve_spec
 from nas.recipe import resolve_recipe
 from nas.search.engine import SearchConfig, run_search
 from nas.search.report import cost_line, write_outputs
 from nas.search.space import load_space
-from nas.study import RunLock, StudyError as SearchError, pin_settings
 from nas.spec import ArchSpec
+from nas.study import RunLock, pin_settings
+from nas.study import StudyError as SearchError
 from nas.train import Runtime
 
 from .coefficients import Coefficients
 from .emit import emit_compound, write_emission
 from .grid import GridConfig, run_grid
 from .grid_report import write_grid_outputs
+from .single import match_to_macs
+from .study import run_study
 
-STEPS = ("search", "grid", "emit", "train", "report")
+STEPS = ("search", "grid", "emit", "train", "study", "fidelity", "report")
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,11 @@ class PipelineConfig:
     resolution_multiple: int = 0
     final_recipe: Optional[str] = None  # None: the search recipe
     seeds: tuple[int, ...] = (0,)
+    study_targets: tuple[float, ...] = ()  # () : 2^phi for each emitted phi > 0
+    fidelity_top: int = 3
+    fidelity_random: int = 3
+    train_scaled: bool = True   # train the emitted family in the final comparison
+    data_resolution: Optional[int] = None
     device: str = "auto"
     data_dir: Optional[str] = None
     workers: int = 1
@@ -64,19 +76,26 @@ class PipelineConfig:
     RESUMABLE = ("device", "data_dir", "workers", "download")
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (what is pinned in pipeline.yaml)."""
         d = dataclasses.asdict(self)
-        d["phis"] = list(self.phis)
-        d["seeds"] = list(self.seeds)
+        for key in ("phis", "seeds", "study_targets"):
+            d[key] = list(d[key])
         return d
+
+    @property
+    def targets(self) -> list[float]:
+        """MACs ratios of the scaling study."""
+        return list(self.study_targets) or [2 ** p for p in self.phis if p > 0]
 
 
 class Pipeline:
+    """Runs the steps in order, each once; `run()` returns the report's path."""
+
     def __init__(self, config: PipelineConfig, log: Callable[[str], None] = print) -> None:
         self.config, self.log = config, log
         self.out = Path(config.out)
         self.state_file = self.out / "pipeline.json"
 
-    # ---- bookkeeping -------------------------------------------------------------
     def _state(self) -> dict:
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {"done": []}
 
@@ -85,8 +104,8 @@ class Pipeline:
         state["done"] = sorted(set(state["done"]) | {step}, key=STEPS.index)
         self.state_file.write_text(json.dumps(state, indent=2))
 
-    # ---- steps -------------------------------------------------------------------
     def run(self) -> Path:
+        """Run every step not done yet, in order; return the report's path."""
         with RunLock(self.out):
             pin_settings(self.out, "pipeline.yaml", self.config.to_dict(), PipelineConfig.RESUMABLE,
                          "pipeline run")
@@ -100,12 +119,14 @@ class Pipeline:
                 self._mark(step)
         return self.out / "report.md"
 
+    # ---- configs and shared pieces -------------------------------------------------
     def _search_config(self) -> SearchConfig:
         c = self.config
         return SearchConfig(space=c.space, dataset=c.dataset, target_macs=c.target_macs,
                             out=str(self.out / "search"), objective=c.objective, trials=c.trials,
                             sampler=c.sampler, seed=c.seed, recipe=c.recipe, device=c.device,
-                            data_dir=c.data_dir, workers=c.workers, download=c.download)
+                            data_dir=c.data_dir, workers=c.workers, download=c.download,
+                            data_resolution=c.data_resolution)
 
     def _grid_config(self) -> GridConfig:
         c = self.config
@@ -115,11 +136,29 @@ class Pipeline:
                           data_dir=c.data_dir, workers=c.workers, seeds=c.grid_seeds,
                           resolution_multiple=c.resolution_multiple, download=c.download)
 
+    def _base(self) -> ArchSpec:
+        return resolve_spec(str(self.out / "search" / "best.yaml")).replace(name="searched")
+
+    def _coefficients(self) -> Coefficients:
+        return Coefficients.load(self.out / "grid" / "best_coefficients.yaml")
+
+    @functools.cached_property
+    def dataset(self):
+        """The data set, loaded once per pipeline run."""
+        space = load_space(self.config.space)
+        return load_dataset(self.config.dataset, data_dir=self.config.data_dir, download=self.config.download,
+                            resolution=self.config.data_resolution or space.base.resolution)
+
+    def _final_recipe(self):
+        return resolve_recipe(self.config.final_recipe or self.config.recipe)
+
+    def _runtime(self) -> Runtime:
+        return Runtime(device=self.config.device, quiet=True)
+
+    # ---- steps ---------------------------------------------------------------------
     def _search(self) -> None:
         config = self._search_config()
-        study = run_search(config, self.log)
-        space = load_space(config.space)
-        summary = write_outputs(study, config, space)
+        summary = write_outputs(run_search(config, self.log), config, load_space(config.space))
         if summary["best"] is None:
             raise SearchError("the search trained no candidate to the end; raise --trials")
         self.log(cost_line(summary["cost"]))
@@ -131,13 +170,7 @@ class Pipeline:
             raise SearchError("the grid trained no point; see grid/grid.csv")
         self.log(f"chosen coefficients alpha {chosen['alpha']}, beta {chosen['beta']}, gamma "
                  f"{chosen['gamma']} (val {chosen['val_acc'] * 100:.2f}%, realised MACs ratio "
-                 f"{chosen['realised_ratio']})")
-
-    def _base(self) -> ArchSpec:
-        return resolve_spec(str(self.out / "search" / "best.yaml"))
-
-    def _coefficients(self) -> Coefficients:
-        return Coefficients.load(self.out / "grid" / "best_coefficients.yaml")
+                 f"{chosen['realised_ratio']}; vs runner-up: {chosen['vs_runner_up']['verdict']})")
 
     def _emit(self) -> None:
         c = self._coefficients()
@@ -146,68 +179,53 @@ class Pipeline:
         self.log(table[["name", "phi", "resolution", "macs", "params", "realised_ratio",
                         "formula_ratio"]].to_string(index=False))
 
-    @functools.cached_property
-    def dataset(self):
-        space = load_space(self.config.space)
-        return load_dataset(self.config.dataset, data_dir=self.config.data_dir,
-                            resolution=space.base.resolution, download=self.config.download)
-
-    def _models(self) -> tuple[list[tuple[str, ArchSpec]], dict[str, str]]:
+    def models(self) -> tuple[list[tuple[str, ArchSpec]], dict[str, str]]:
+        """The searched base, its scaled family, and the space's references rescaled (by width)
+        to the base's MACs, with a label each."""
         base = self._base()
+        models, labels = [(base.name, base)], {base.name: "searched base, phi = 0"}
         emitted = pd.read_csv(self.out / "scaled" / "scaled.csv")
-        models = [(base.name, base)]
-        labels = {base.name: "searched base, phi = 0"}
-        for _, row in emitted.iterrows():
+        for _, row in (emitted.iterrows() if self.config.train_scaled else ()):
             models.append((row["name"], resolve_spec(str(self.out / "scaled" / f"{row['name']}.yaml"))))
             labels[row["name"]] = f"phi = {row['phi']:g}"
         space = load_space(self.config.space)
-        baselines = dict(space.baselines)
-        classes = self.dataset.num_classes
+        baselines, classes = dict(space.baselines), self.dataset.num_classes
+        from nas.counting import analytic_macs
         for ref in space.references:
             spec = (space.to_spec(baselines[ref], num_classes=classes, name=ref) if ref in baselines
-                    else resolve_spec(ref).replace(num_classes=classes))
-            models.append((ref, spec))
-            labels[ref] = "hand-designed reference"
+                    else resolve_spec(ref).replace(num_classes=classes, resolution=base.resolution))
+            matched = match_to_macs(spec, analytic_macs(base), "width").spec
+            models.append((matched.name, matched))
+            labels[matched.name] = "hand-designed reference, width-matched to the base's MACs"
         return models, labels
 
     def _train(self) -> None:
-        models, _ = self._models()
-        recipe = resolve_recipe(self.config.final_recipe or self.config.recipe)
-        runs = compare(models, self.dataset, recipe, self.out / "train", seeds=self.config.seeds,
-                       runtime=Runtime(device=self.config.device, quiet=True), log=self.log)
+        models, _ = self.models()
+        runs = compare(models, self.dataset, self._final_recipe(), self.out / "train", seeds=self.config.seeds,
+                       runtime=self._runtime(), log=self.log)
         runs.to_csv(self.out / "train" / "runs.csv", index=False)
 
+    def _study(self) -> None:
+        out = self.out / "study"
+        out.mkdir(parents=True, exist_ok=True)
+        if not self.config.targets:
+            (out / "study.md").write_text("No scaling study: no phi > 0 was emitted.\n")
+            return
+        run_study(self._base(), self._coefficients(), self.config.targets, self.dataset, self._final_recipe(),
+                  out, self.config.seeds, self._runtime(), self.log, self.config.resolution_multiple)
+
+    def _fidelity(self) -> None:
+        plan = FidelityPlan(top=self.config.fidelity_top, random=self.config.fidelity_random,
+                            recipe=self.config.final_recipe or self.config.recipe, seeds=(self.config.seeds[0],),
+                            noise_seeds=min(3, len(self.config.seeds)) if len(self.config.seeds) > 1 else 0,
+                            seed=self.config.seed)
+        run_fidelity(self.out / "search", plan, self.out / "fidelity", self._runtime(), self.log)
+
     def _report(self) -> None:
-        models, labels = self._models()
-        runs = pd.read_csv(self.out / "train" / "runs.csv")
-        summary = summarise(runs)
-        summary.to_csv(self.out / "models.csv", index=False)
-        family = [name for name, label in labels.items() if label != "hand-designed reference"]
-        plot(summary, self.out / "scaling.png", f"{self.config.dataset}: searched base and its compound "
-             "scaling", line_models=family, line_label="searched base + compound scaling")
-        c = self._coefficients()
-        grid = pd.read_csv(self.out / "grid" / "grid.csv")
-        scaled = pd.read_csv(self.out / "scaled" / "scaled.csv")
-        search_cost = json.loads((self.out / "search" / "cost.json").read_text())
-        text = f"""# Pipeline report: {self.config.space} on {self.config.dataset}
+        from .pipeline_report import write_report
+        write_report(self)
 
-1. **Search** ({self.config.trials} candidates, target {self.config.target_macs:,} MACs, objective
-   `{self.config.objective}`): base `search/best.yaml` = `{self._base().arch_string()}`.
-   {cost_line(search_cost)}.
-2. **Grid** at phi = 1 over {len(grid)} admissible points: alpha = {c.alpha:g}, beta = {c.beta:g},
-   gamma = {c.gamma:g} (alpha*beta^2*gamma^2 = {c.factor:.3f}; realised MACs ratio
-   {grid.iloc[0]['realised_ratio']:.3f}); full table in `grid/grid.csv`, plot `grid/grid.png`.
-3. **Emission** for phi = {', '.join(f'{p:g}' for p in self.config.phis)}: `scaled/scaled.csv`
-   (realised vs nominal MACs ratio: {', '.join(f"{r:.2f} vs {f:.2f}" for r, f in zip(scaled['realised_ratio'], scaled['formula_ratio']))}).
-4. **Training** with recipe `{self.config.final_recipe or self.config.recipe}`, seeds
-   {', '.join(map(str, self.config.seeds))}, the same for every model (selection used the validation
-   split only; test accuracy is reported, never used to choose). Each net is compared with the
-   searched base by the paired seed difference and its 95 % interval; "not resolved" means the
-   interval contains 0 and no winner can be named at this budget.
 
-{markdown(summary, labels)}
-
-![accuracy vs MACs](scaling.png)
-"""
-        (self.out / "report.md").write_text(text)
-        self.log(f"report: {self.out / 'report.md'}")
+def phi_label(phi: float) -> str:
+    """'phi = 1' for a table label."""
+    return f"phi = {phi:g}" if math.isfinite(phi) else "phi = ?"

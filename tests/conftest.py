@@ -3,7 +3,11 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
+
+# before torch loads: spinning OpenMP threads collapse on cores shared with other jobs
+# (see nas/__init__.py); the suite imports torch before nas, so set it here too
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
 from nas.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
 

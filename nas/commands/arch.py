@@ -14,8 +14,9 @@ from ..tables import human, text_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `flops` and `show` sub-commands."""
     p = sub.add_parser("flops", help="parameters and MACs (the paper's FLOPs) of a spec or preset")
-    p.add_argument("spec", metavar="SPEC_OR_PRESET")
+    p.add_argument("spec", metavar="SPEC_OR_PRESET", help="a spec YAML file or a preset name")
     p.add_argument("--resolution", type=int, help="input size in pixels (default: the spec's)")
     p.add_argument("--num-classes", type=int, help="classifier width (default: the spec's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_flops)
 
     p = sub.add_parser("show", help="stage table and one-line stage strings of a spec or preset")
-    p.add_argument("spec", metavar="SPEC_OR_PRESET")
+    p.add_argument("spec", metavar="SPEC_OR_PRESET", help="a spec YAML file or a preset name")
     p.set_defaults(func=cmd_show)
 
 
@@ -38,6 +39,17 @@ def _with_overrides(args: argparse.Namespace) -> ArchSpec:
 
 
 def flops_report(spec: ArchSpec, with_fvcore: bool = True) -> dict:
+    """Parameters and MACs of `spec`, analytic and (optionally) traced by fvcore.
+
+    Args:
+        spec: the architecture.
+        with_fvcore: also build the model, count its parameters and trace its MACs with
+            fvcore (slower); without it macs_fvcore is None.
+
+    Returns:
+        dict with name, resolution, num_classes, blocks, params, macs, conv_macs, fc_macs,
+        elementwise_ops and macs_fvcore.
+    """
     count = analytic_count(spec)
     report = {
         "name": spec.name, "resolution": spec.resolution, "num_classes": spec.num_classes,
@@ -74,6 +86,7 @@ def _build_or_refuse(spec: ArchSpec):
 
 
 def cmd_flops(args: argparse.Namespace) -> int:
+    """`nas flops`: print (or --json) the parameters and MACs of a spec or preset."""
     report = flops_report(_with_overrides(args), with_fvcore=not args.no_fvcore)
     if args.json:
         print(json.dumps(report))
@@ -94,6 +107,7 @@ def cmd_flops(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """`nas show`: print a spec's stem, stage table with output sizes, head and counts."""
     spec = resolve_spec(args.spec)
     hw = math.ceil(spec.resolution / spec.stem.stride)
     if spec.stem.pool:

@@ -1,28 +1,59 @@
-"""`nas compare`: train several nets with one recipe and the same seeds; paired verdicts."""
+"""`nas compare`: train several nets with one recipe and the same seeds; paired verdicts, and
+optionally every reference rescaled to the same MACs first (`--match-macs`)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Optional
 
 from ..errors import NasError
 from ..presets import resolve_spec
 from ..recipe import resolve_recipe
+from ..spec import ArchSpec
 from ..study import RunLock
 from .common import DATA, dataset_from_args, fit_to_data
-from .options import add
+from .options import MACS, add
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas compare`."""
     p = sub.add_parser("compare", help="train several specs with one recipe and seeds; tabulate with "
                                        "paired 95 %% intervals")
     p.add_argument("specs", nargs="+", metavar="SPEC_OR_PRESET", help="spec YAML files or preset names")
     add(p, *DATA, "recipe", "seeds", "device", "out")
     p.add_argument("--reference", help="the net every other is compared with (default: the first)")
+    p.add_argument("--match-macs", type=MACS,
+                   help="rescale every net except the reference (and --as-is ones) to land nearest "
+                        "these MACs, e.g. 1.5M: an equal-cost comparison")
+    p.add_argument("--match-by", choices=("width", "resolution", "depth"), default="width",
+                   help="the one dimension --match-macs rescales (default width)")
+    p.add_argument("--as-is", default="", help="comma-separated names that --match-macs leaves unchanged")
     p.set_defaults(func=cmd_compare)
 
 
+def matched_models(specs: list[ArchSpec], target: Optional[int], by: str, keep: set[str],
+                   log=print) -> list[tuple[str, ArchSpec, Optional[int]]]:
+    """(name, spec, target MACs or None) per net; rescaled ones are named NAME@TARGET."""
+    from ..counting import analytic_macs
+    if target is None:
+        return [(s.name, s, None) for s in specs]
+    from scaling.single import match_to_macs
+
+    models = []
+    for spec in specs:
+        if spec.name in keep:
+            models.append((spec.name, spec, None))
+            continue
+        m = match_to_macs(spec, target, by)
+        log(f"{spec.name}: {by} x{m.multiplier:g} -> {analytic_macs(m.spec):,} MACs "
+            f"({m.error_pct:+.1f} % off the {target:,} target)")
+        models.append((m.spec.name, m.spec, target))
+    return models
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..compare import compare, markdown, plot, summarise
+    """Run `nas compare`."""
+    from ..compare import compare, cost_disagreements, cost_table, markdown, plot, summarise
     from ..train import Runtime
 
     specs = [resolve_spec(s) for s in args.specs]
@@ -33,17 +64,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise NasError(f"two specs share a name ({names}); give them distinct `name:` fields")
     if args.reference is not None and args.reference not in names:
         raise NasError(f"--reference {args.reference!r} is not among {', '.join(names)}")
+    reference = args.reference or names[0]
+    keep = {reference, *(n.strip() for n in args.as_is.split(",") if n.strip())}
+    models = matched_models(specs, args.match_macs, args.match_by, keep)
     recipe = resolve_recipe(args.recipe)
     out = Path(args.out)
     with RunLock(out):
-        runs = compare(list(zip(names, specs)), dataset, recipe, out, args.seeds,
+        runs = compare([(n, s) for n, s, _ in models], dataset, recipe, out, args.seeds,
                        Runtime(device=args.device, quiet=True))
     runs.to_csv(out / "runs.csv", index=False)
-    summary = summarise(runs, reference=args.reference)
+    summary = summarise(runs, reference=reference)
+    costs = cost_table([(n, s) for n, s, _ in models], args.device)
+    summary = summary.merge(costs, on="model").assign(target_macs=[t for _, _, t in models])
     summary.to_csv(out / "compare.csv", index=False)
-    table = markdown(summary)
+    warnings = cost_disagreements(summary)
+    table = markdown(summary) + "\n\n" + cost_markdown(summary)
     (out / "compare.md").write_text(f"# {dataset.name}, recipe {recipe.name}, seeds "
-                                    f"{', '.join(map(str, args.seeds))}\n\n{table}\n")
+                                    f"{', '.join(map(str, args.seeds))}\n\n{table}\n"
+                                    + "".join(f"\n{w}\n" for w in warnings))
     plot(summary, out / "compare.png", f"{dataset.name}: recipe {recipe.name}")
     print(table)
+    for w in warnings:
+        print(w)
     return 0
+
+
+def cost_markdown(summary) -> str:
+    """Target and realised MACs, params, measured latency and training speed per net."""
+    from ..tables import markdown_table
+
+    rows = [[r["model"], "-" if r["target_macs"] is None or r["target_macs"] != r["target_macs"]
+             else f"{r['target_macs'] / 1e6:.2f}", f"{r['macs'] / 1e6:.2f}", f"{int(r['params']):,}",
+             f"{r['latency_b1_ms']:.2f}", f"{r['latency_b256_ms']:.1f}", f"{r['images_per_s']:,.0f}"]
+            for _, r in summary.iterrows()]
+    return markdown_table(rows, ["model", "target MACs (M)", "MACs (M)", "params", "latency b1 (ms)",
+                                 "latency b256 (ms)", "train img/s"])

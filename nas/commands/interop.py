@@ -8,6 +8,7 @@ from ..interop.export import FORMATS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `convert` and `export` sub-commands."""
     p = sub.add_parser("convert", help="import torchvision/timm weights onto the matching preset")
     p.add_argument("weights", metavar="WEIGHTS", help=".pt/.pth state_dict file")
     p.add_argument("--from", dest="source", required=True, metavar="ZOO:NAME",
@@ -21,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("export", help="export a run to ONNX, TorchScript or torchvision weights")
-    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT")
-    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CHECKPOINT", help="a run folder or its checkpoint.pt")
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="onnx (dynamic batch, checked in onnxruntime), torchscript, or a torchvision state_dict")
     p.add_argument("--out", required=True, help="file to write")
     p.add_argument("--tolerance", type=float, default=TOLERANCE,
                    help=f"largest max abs output difference accepted (default {TOLERANCE:g})")
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    """`nas convert`: map torchvision/timm weights onto a preset, check outputs, write a run folder."""
     from ..interop.convert import convert
 
     convert(args.weights, args.source, args.out, spec=args.spec,
@@ -38,6 +41,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """`nas export`: write a run's net as ONNX, TorchScript or torchvision weights, checked."""
     from ..interop.export import export
 
     export(args.checkpoint, args.format, args.out, tolerance=args.tolerance)

@@ -74,6 +74,7 @@ PHIS = _parse_with(_phis)
 
 @dataclass(frozen=True)
 class Opt:
+    """One option: its flags, help text and the other argparse keywords."""
     flags: tuple[str, ...]
     help: str
     kwargs: dict = field(default_factory=dict)

@@ -7,6 +7,7 @@ from .options import SEEDS, add, config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas pipeline`."""
     p = sub.add_parser("pipeline", help="search -> grid -> emission -> training -> report, resumable")
     add(p, "space", "dataset", "data_dir", "download", "target_macs", "trials", "objective", "sampler",
         "seed", "recipe", "resolution_multiple", "workers", "device", "out")
@@ -20,15 +21,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--final-recipe", help="recipe of the final comparison (default: --recipe)")
     p.add_argument("--seeds", type=SEEDS, default=(0,),
                    help="seeds of the final comparison, e.g. 0,1,2 (3 or more for verdicts)")
+    p.add_argument("--study-targets", default="",
+                   help="MACs ratios of the scaling study, e.g. 2x,4x (default: 2^phi of each emitted phi > 0)")
+    p.add_argument("--fidelity-top", type=int, default=3, help="top candidates retrained for fidelity (default 3)")
+    p.add_argument("--fidelity-random", type=int, default=3,
+                   help="random candidates retrained for fidelity (default 3)")
+    p.add_argument("--no-train-scaled", dest="train_scaled", action="store_false",
+                   help="leave the emitted phi nets out of the final comparison (the study still "
+                        "trains a compound net per target)")
+    add(p, "data_resolution")
     p.set_defaults(func=cmd_pipeline)
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
+    """Run `nas pipeline`."""
     from scaling import parse_phis
     from scaling.pipeline import Pipeline, PipelineConfig
 
+    from scaling.single import parse_targets
+
+    targets = tuple(parse_targets(args.study_targets)) if args.study_targets else ()
     config = config_from(PipelineConfig, args, phis=tuple(parse_phis(args.phi)),
-                         grid_closest=args.grid_closest or None)
+                         grid_closest=args.grid_closest or None, study_targets=targets)
     report = Pipeline(config).run()
     print(report.read_text())
     return 0

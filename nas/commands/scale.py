@@ -9,6 +9,7 @@ from ..outfolder import write_files
 from ..paths import safe_name
 from ..presets import resolve_spec
 from ..tables import text_table
+from .common import DATA, dataset_from_args, fit_to_data
 from .options import add, config_from
 
 GRID = ("base", "dataset", "data_dir", "val_fraction", "download", "step", "tolerance", "nominal_window",
@@ -17,6 +18,7 @@ GRID = ("base", "dataset", "data_dir", "val_fraction", "download", "step", "tole
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas scale grid|emit|single|study`."""
     scale = sub.add_parser("scale", help="compound scaling: grid search, emission, single-dimension")
     ssub = scale.add_subparsers(dest="scale_command", required=True, metavar="STEP")
 
@@ -46,8 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add(p, "out")
     p.set_defaults(func=cmd_single)
 
+    p = ssub.add_parser("study", help="compound vs depth-, width-, resolution-only at equal realised MACs, "
+                                      "trained with seeds (Figure 3 / Table 3 on your data)")
+    add(p, "base")
+    p.add_argument("--targets", default="2x", help="MACs ratios to the base, e.g. 2x,4x (default 2x)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--coefficients", help="alpha,beta,gamma (default: the paper's 1.2,1.1,1.15)")
+    src.add_argument("--from", dest="from_file", help="a grid's best_coefficients.yaml")
+    add(p, *DATA, "recipe", "seeds", "resolution_multiple", "device", "out")
+    p.set_defaults(func=cmd_study)
+
 
 def cmd_grid(args: argparse.Namespace) -> int:
+    """Run `nas scale grid`."""
     from scaling.grid import GridConfig, run_grid
     from scaling.grid_report import write_grid_outputs
 
@@ -64,6 +77,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
+    """Run `nas scale emit`."""
     from scaling import Coefficients, emit_compound, emit_paper, parse_phis
     from scaling.emit import huge_warnings, write_emission
 
@@ -86,6 +100,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 def cmd_single(args: argparse.Namespace) -> int:
+    """Run `nas scale single`."""
     import pandas as pd
 
     from scaling.single import parse_targets, scale_single
@@ -102,4 +117,30 @@ def cmd_single(args: argparse.Namespace) -> int:
     write_files(out, files, "single-dimension scaling")
     print(text_table(rows, header))
     print(f"wrote {len(rows)} spec(s) and single.csv to {out}")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Run `nas scale study`."""
+    from scaling import Coefficients
+    from scaling.single import parse_targets
+    from scaling.study import run_study
+
+    from ..recipe import resolve_recipe
+    from ..study import RunLock
+    from ..train import Runtime
+
+    base = resolve_spec(args.base)
+    if args.from_file:
+        c = Coefficients.load(args.from_file)
+    else:
+        c = Coefficients.parse(args.coefficients or "1.2,1.1,1.15")
+    dataset = dataset_from_args(args, resolution=base.resolution)
+    base = fit_to_data(base, dataset)
+    out = Path(args.out)
+    with RunLock(out):
+        table = run_study(base, c, parse_targets(args.targets), dataset, resolve_recipe(args.recipe), out,
+                          args.seeds, Runtime(device=args.device, quiet=True), multiple=args.resolution_multiple)
+    print((out / "study.md").read_text())
+    print(f"outputs: {out}/study.csv, study.md, study.png ({len(table)} nets)")
     return 0

@@ -11,6 +11,7 @@ from .options import add, config_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `search` sub-command."""
     p = sub.add_parser("search", help="search a baseline network for a MACs target")
     add(p, "space", *DATA, "target_macs", "objective", "w", "w_above", "trials", "sampler", "pruner",
         "seed", "recipe", "storage", "study_name", "workers", "device", "timeout", "out")
@@ -18,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    """`nas search`: run or resume a search, then write its trials, Pareto front, best spec and report."""
     config = config_from(SearchConfig, args)
     study = run_search(config)
     summary = write_outputs(study, config, load_space(config.space))

@@ -13,6 +13,12 @@ CACHE_VERSION = 1
 
 
 def cache_root(cache_dir: Optional[str | Path] = None) -> Path:
+    """The cache folder: `cache_dir`, else $NAS_CACHE_DIR, else $XDG_CACHE_HOME/nas-toolkit
+    (~/.cache/nas-toolkit when XDG_CACHE_HOME is unset).
+
+    Args:
+        cache_dir: an explicit folder, which overrides the environment.
+    """
     if cache_dir is not None:
         return Path(cache_dir)
     env = os.environ.get("NAS_CACHE_DIR")
@@ -22,7 +28,17 @@ def cache_root(cache_dir: Optional[str | Path] = None) -> Path:
 
 
 def source_key(path: Path, **extra) -> str:
-    """Identity of a source: resolved path, size and mtime (of every file in a folder)."""
+    """Identity of a source: resolved path, size and mtime (of every file in a folder).
+
+    A changed file therefore misses the cache instead of returning stale arrays.
+
+    Args:
+        path: the source file or folder.
+        **extra: further parts of the key (e.g. dataset, resolution); JSON-serialisable.
+
+    Returns:
+        a 20-character hex digest, used as the cache file's name.
+    """
     path = path.resolve()
     if path.is_dir():
         stats = sorted((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
@@ -38,7 +54,15 @@ def source_key(path: Path, **extra) -> str:
 
 def cached_arrays(key: str, build: Callable[[], dict[str, np.ndarray]],
                   cache_dir: Optional[str | Path] = None) -> tuple[dict[str, np.ndarray], bool]:
-    """Return (arrays, hit). On a miss, build them and store them atomically."""
+    """Return (arrays, hit). On a miss, build them and store them atomically.
+
+    A cache file that cannot be read is deleted and rebuilt.
+
+    Args:
+        key: the cache entry's name (see `source_key`).
+        build: makes the arrays on a miss (e.g. decodes the images).
+        cache_dir: the cache folder (default: see `cache_root`).
+    """
     path = cache_root(cache_dir) / f"{key}.npz"
     if path.is_file():
         try:

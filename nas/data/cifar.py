@@ -19,7 +19,14 @@ CANDIDATES = ("cifar10-jpeg.tar.gz", "cifar10.tar.gz", "cifar10", "cifar10-jpeg"
 
 
 def find_source(data_dir: Optional[Path]) -> Optional[Path]:
-    """The first CIFAR-10 copy in a known layout at or under `data_dir`."""
+    """The first CIFAR-10 copy in a known layout at or under `data_dir`.
+
+    `data_dir` itself counts when it is a file or a layout folder; else the names in
+    CANDIDATES are tried inside it.
+
+    Args:
+        data_dir: where to look; None finds nothing.
+    """
     if data_dir is None:
         return None
     if data_dir.is_file() or _is_layout_dir(data_dir):
@@ -38,6 +45,18 @@ def _is_layout_dir(path: Path) -> bool:
 
 def load(data_dir: Optional[Path], resolution: Optional[int], val_fraction: float,
          download: bool, cache_dir) -> Dataset:
+    """CIFAR-10 as a Dataset: the 50,000 training images (less a validation part) and the
+    10,000 test images, decoded once and cached.
+
+    Args:
+        data_dir: where to look (see `find_source`); None when neither --data-dir nor
+            NAS_DATA_DIR is set.
+        resolution: decode image files at this size (resize and centre crop); None or 32
+            keeps the native 32 px (the pickled batches accept nothing else).
+        val_fraction: share of each training class held out for validation.
+        download: fetch the pickled batches with torchvision when no copy is found.
+        cache_dir: the decoded-array cache (default: see `nas.data.cache.cache_root`).
+    """
     source = find_source(data_dir)
     if source is None and download:
         source = _download(data_dir or Path("data"))

@@ -24,6 +24,13 @@ class DataError(NasError):
 
 @dataclass
 class Split:
+    """Images and labels of one split.
+
+    Attributes:
+        images: uint8, N x C x H x W.
+        labels: int64, N.
+    """
+
     images: torch.Tensor  # uint8, N x C x H x W
     labels: torch.Tensor  # int64, N
 
@@ -33,6 +40,18 @@ class Split:
 
 @dataclass
 class Dataset:
+    """A loaded data set: its splits and where they came from.
+
+    Attributes:
+        name: the data set's name (digits, cifar10, ...).
+        classes: class names; a label is an index into this list.
+        train: the training split.
+        val: the validation split (held out of the training data).
+        test: the test split.
+        source: where the data came from, for messages.
+        cached: True when decoded arrays came from the cache.
+    """
+
     name: str
     classes: list[str]
     train: Split
@@ -46,17 +65,25 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
+        """Number of classes."""
         return len(self.classes)
 
     @property
     def resolution(self) -> int:
+        """Side of the stored images in pixels (as loaded, before any staging)."""
         return int(self.train.images.shape[-1])
 
     @property
     def channels(self) -> int:
+        """Image channels (3 for RGB)."""
         return int(self.train.images.shape[1])
 
     def split(self, name: str) -> Split:
+        """The split called `name`; train+val joins the training and validation splits.
+
+        Args:
+            name: train, val, test or train+val.
+        """
         if name == "train+val":
             return Split(torch.cat([self.train.images, self.val.images]),
                          torch.cat([self.train.labels, self.val.labels]))
@@ -90,6 +117,7 @@ class Dataset:
         return self._staged[key]
 
     def summary(self) -> str:
+        """One line: name, classes, resolution, split sizes and the source."""
         return (f"{self.name}: {self.num_classes} classes, {self.resolution}px, train {len(self.train)}"
                 f" / val {len(self.val)} / test {len(self.test)} ({self.source}"
                 f"{', from cache' if self.cached else ''})")
@@ -97,7 +125,18 @@ class Dataset:
 
 def split_off_validation(images: np.ndarray, labels: np.ndarray, fraction: float
                          ) -> tuple[Split, Split]:
-    """Hold out `fraction` of the training data, stratified by class, with a fixed seed."""
+    """Hold out `fraction` of the training data, stratified by class, with a fixed seed.
+
+    Each class keeps at least one image on both sides.
+
+    Args:
+        images: uint8 N x C x H x W.
+        labels: int N.
+        fraction: share of each class held out.
+
+    Returns:
+        (train, held-out) splits.
+    """
     rng = np.random.default_rng(VAL_SEED)
     val_idx = []
     for c in np.unique(labels):
@@ -125,7 +164,13 @@ def _stage(data: Split, device: torch.device | str, resolution: int, fraction: f
 
 
 def resize(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
-    """uint8 N x C x H x W -> uint8 N x C x size x size (bilinear, antialiased)."""
+    """uint8 N x C x H x W -> uint8 N x C x size x size (bilinear, antialiased).
+
+    Args:
+        images: the batch; returned unchanged when already size x size.
+        size: the new side in pixels.
+        chunk: images resized at once (bounds the float copy's memory).
+    """
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8,

@@ -14,7 +14,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".gif", ".ti
 
 
 def decode(data: bytes, where: str, resolution: Optional[int] = None) -> np.ndarray:
-    """Bytes of an image file -> H x W x 3 uint8, optionally resized (short side) and centre-cropped."""
+    """Bytes of an image file -> H x W x 3 uint8, optionally resized (short side) and centre-cropped.
+
+    Args:
+        data: the file's bytes (any format PIL reads).
+        where: the file's name, for the error message.
+        resolution: the square side to resize and crop to; None keeps the size.
+    """
     try:
         with Image.open(io.BytesIO(data)) as img:
             img = img.convert("RGB")
@@ -31,7 +37,16 @@ def _decode_chunk(items: list[tuple[bytes, str]], resolution: Optional[int]) -> 
 
 def decode_many(items: list[tuple[bytes, str]], resolution: Optional[int] = None,
                 chunk: int = 2000) -> list[np.ndarray]:
-    """Decode (bytes, name) pairs, in worker processes when there are many and cores to spare."""
+    """Decode (bytes, name) pairs, in worker processes when there are many and cores to spare.
+
+    Args:
+        items: (file bytes, file name) pairs.
+        resolution: as for `decode`.
+        chunk: images per worker task; below two chunks everything runs in this process.
+
+    Returns:
+        the arrays, in the order of `items`.
+    """
     workers = min(os.cpu_count() or 1, 16)
     if len(items) < 2 * chunk or workers < 2:
         return _decode_chunk(items, resolution)
@@ -52,7 +67,12 @@ def _resize_center_crop(img: Image.Image, size: int) -> Image.Image:
 
 
 def stack(arrays: list[np.ndarray], where: str) -> np.ndarray:
-    """H x W x C arrays -> N x C x H x W, refusing mixed sizes with a clear message."""
+    """H x W x C arrays -> N x C x H x W, refusing mixed sizes with a clear message.
+
+    Args:
+        arrays: the decoded images.
+        where: the source, for the error message.
+    """
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise DataError(f"images in {where} have different sizes {sorted(shapes)[:3]}; "

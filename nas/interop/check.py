@@ -11,7 +11,14 @@ TOLERANCE = 1e-4
 
 
 def random_input(channels: int, resolution: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
-    """A fixed random batch (N(0, 1), like normalised images)."""
+    """A fixed random batch (N(0, 1), like normalised images).
+
+    Args:
+        channels: image channels.
+        resolution: image side in pixels.
+        batch: number of images.
+        seed: seed of the generator (the same seed gives the same batch).
+    """
     g = torch.Generator().manual_seed(seed)
     return torch.randn(batch, channels, resolution, resolution, generator=g)
 

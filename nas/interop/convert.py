@@ -20,6 +20,14 @@ from .sources import Source, batchnorm_of, classifier_classes, load_state_dict_f
 
 @dataclass
 class ConvertResult:
+    """What `convert` produced.
+
+    Attributes:
+        spec: the spec the weights were mapped onto (with the source's classes and BN).
+        checkpoint: path of the written checkpoint.pt.
+        max_abs_diff: the largest output difference to the source model on the check batch.
+    """
+
     spec: ArchSpec
     checkpoint: Path
     max_abs_diff: float

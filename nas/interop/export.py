@@ -21,6 +21,14 @@ FORMATS = ("onnx", "torchscript", "torchvision")
 
 @dataclass
 class ExportResult:
+    """What `export` produced.
+
+    Attributes:
+        path: the written file.
+        format: onnx, torchscript or torchvision.
+        max_abs_diff: the largest output difference to the eager model on the check batch.
+    """
+
     path: Path
     format: str
     max_abs_diff: float

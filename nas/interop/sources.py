@@ -27,7 +27,12 @@ ZOOS = {"torchvision": TORCHVISION_PRESETS, "timm": TIMM_PRESETS}
 
 @dataclass(frozen=True)
 class Source:
-    """A model of a foreign zoo, e.g. ``torchvision:efficientnet_b0``."""
+    """A model of a foreign zoo, e.g. ``torchvision:efficientnet_b0``.
+
+    Attributes:
+        zoo: torchvision or timm.
+        name: the model's name in that zoo.
+    """
 
     zoo: str
     name: str
@@ -122,13 +127,24 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def classifier_classes(state: dict[str, torch.Tensor]) -> Optional[int]:
-    """Outputs of the last fully-connected layer (the last 2-D tensor), None without one."""
+    """Outputs of the last fully-connected layer (the last 2-D tensor), None without one.
+
+    Args:
+        state: a state_dict, in its module order.
+    """
     matrices = [v for v in state.values() if v.ndim == 2]
     return int(matrices[-1].shape[0]) if matrices else None
 
 
 def batchnorm_of(model: nn.Module) -> tuple[float, Optional[float]]:
-    """(eps, momentum) of the first BatchNorm layer of `model`."""
+    """(eps, momentum) of the first BatchNorm layer of `model`.
+
+    Args:
+        model: a built source model.
+
+    Raises:
+        InteropError when the model has no BatchNorm layer.
+    """
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             return float(m.eps), m.momentum

@@ -13,7 +13,11 @@ _UNITS = {"": 1, "K": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "B": 10 ** 9}
 
 
 def parse_macs(text: str) -> int:
-    """'400M' -> 400_000_000; also '1.2G', '25k', '116167168'."""
+    """'400M' -> 400_000_000; also '1.2G', '25k', '116167168'.
+
+    Args:
+        text: a number with an optional k, M, G or B suffix (case-insensitive).
+    """
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([kKmMgGbB]?)\s*", str(text))
     if not match:
         raise NasError(f"cannot read MACs {text!r}; write e.g. 400M, 1.2G or 116167168")
@@ -29,7 +33,14 @@ def parse_macs(text: str) -> int:
 class Objective:
     """reward: ACC * (MACs/T)^w, w = `w` at or below T and `w_above` (default `w`) above.
     hard: w = 0 at or below T; candidates above T are rejected before training.
-    pareto: maximise accuracy and minimise MACs as two objectives."""
+    pareto: maximise accuracy and minimise MACs as two objectives.
+
+    Attributes:
+        mode: reward, hard or pareto.
+        target: the MACs target T (positive).
+        w: the reward's exponent (MnasNet's -0.07).
+        w_above: the exponent above T; None: the same as `w`.
+    """
 
     mode: str
     target: int
@@ -44,19 +55,31 @@ class Objective:
 
     @property
     def directions(self) -> list[str]:
+        """Optuna study directions: maximise accuracy, plus minimise MACs for pareto."""
         return ["maximize", "minimize"] if self.mode == "pareto" else ["maximize"]
 
     def rejects(self, macs: int) -> bool:
+        """Whether a candidate is refused untrained: only over the target of a hard budget.
+
+        Args:
+            macs: the candidate's MACs.
+        """
         return self.mode == "hard" and macs > self.target
 
     def reward(self, accuracy: float, macs: int) -> float:
-        """The scalar reward (also used to pick one model off a Pareto front)."""
+        """The scalar reward (also used to pick one model off a Pareto front).
+
+        Args:
+            accuracy: the candidate's validation accuracy.
+            macs: the candidate's MACs.
+        """
         if self.mode == "hard":
             return accuracy if macs <= self.target else 0.0
         w = self.w if macs <= self.target or self.w_above is None else self.w_above
         return accuracy * (macs / self.target) ** w
 
     def describe(self) -> str:
+        """One line saying what the search optimises, for logs and reports."""
         if self.mode == "hard":
             return f"hard budget: accuracy at MACs <= {self.target:,}, larger candidates rejected untrained"
         if self.mode == "pareto":

@@ -41,12 +41,31 @@ class SpaceError(NasError):
     """A search-space file is invalid."""
 
 
-class Suggester(Protocol):  # the part of optuna.Trial a space needs
-    def suggest_categorical(self, name: str, choices: list) -> Any: ...
+class Suggester(Protocol):
+    """The part of optuna.Trial a space needs (any object with this method will do)."""
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        """One of `choices` for the parameter called `name`."""
+        ...
 
 
 @dataclass(frozen=True)
 class StageChoices:
+    """One stage of a space: its fixed frame and the values each choice may take.
+
+    Attributes:
+        out: base output channels; the width multipliers apply to it (rounded to 8).
+        repeats: base number of blocks; each value of repeats_delta is added to it.
+        stride: stride of the stage's first block (fixed).
+        block: block types the stage may use.
+        expand: expansion ratios (offered only to blocks with an MBConv expansion).
+        kernel: kernel sizes.
+        se: SE ratios (0 for none).
+        skip: whether the identity shortcut is used.
+        width: output-width multipliers of `out`.
+        repeats_delta: offsets added to `repeats`.
+    """
+
     out: int
     repeats: int
     stride: int
@@ -72,12 +91,28 @@ class StageChoices:
         return variants
 
     def size(self) -> int:
+        """Number of distinct stages: block variants x kernels x SE x skip x widths x repeats."""
         return (len(self.block_variants()) * len(self.kernel) * len(self.se) * len(self.skip)
                 * len(self.width) * len(self.repeats_delta))
 
 
 @dataclass(frozen=True)
 class SearchSpace:
+    """A parsed search space: the fixed frame every candidate shares and the per-stage choices.
+
+    Attributes:
+        name: the space's name.
+        description: one line from the file.
+        base: stem, head, resolution, activation, dropout, drop_path and BN of every
+            candidate (its stages are a placeholder).
+        stages: the choices of each stage, in network order.
+        baselines: (name, params) of known nets written in this space's choices, which a
+            search trains first.
+        references: papers or sources the file cites.
+        min_repeats: the fewest blocks a stage may end up with after its repeats delta.
+        path: the file the space came from, when it came from one.
+    """
+
     name: str
     description: str
     base: ArchSpec                 # stem, head, resolution, activation, ... (stages unused)
@@ -89,7 +124,14 @@ class SearchSpace:
 
     # ---- candidates ------------------------------------------------------------
     def suggest(self, trial: Suggester) -> dict[str, Any]:
-        """Ask a trial for one value per choice; MBConv-only choices are conditional."""
+        """Ask a trial for one value per choice; MBConv-only choices are conditional.
+
+        Args:
+            trial: an optuna.Trial (or any Suggester).
+
+        Returns:
+            the choices, keyed s{i}_{choice} (s0_block, s0_kernel, ...).
+        """
         params: dict[str, Any] = {}
         for i, st in enumerate(self.stages):
             block = trial.suggest_categorical(f"s{i}_block", list(st.block))
@@ -103,6 +145,13 @@ class SearchSpace:
 
     def to_spec(self, params: Mapping[str, Any], num_classes: Optional[int] = None,
                 name: Optional[str] = None) -> ArchSpec:
+        """The ArchSpec of one candidate.
+
+        Args:
+            params: one value per choice, keyed as `suggest` returns them.
+            num_classes: classifier width (default: the space's).
+            name: the spec's name (default: <space>-candidate).
+        """
         stages = []
         for i, st in enumerate(self.stages):
             block = params[f"s{i}_block"]
@@ -117,7 +166,14 @@ class SearchSpace:
                                  num_classes=num_classes or self.base.num_classes)
 
     def params_from_spec(self, spec: ArchSpec) -> dict[str, Any]:
-        """The choices that rebuild `spec` in this space (for enqueuing baselines)."""
+        """The choices that rebuild `spec` in this space (for enqueuing baselines).
+
+        Args:
+            spec: a net with as many stages as the space.
+
+        Raises:
+            SpaceError naming the first stage whose block, kernel, width, ... is not a choice.
+        """
         if len(spec.stages) != len(self.stages):
             raise SpaceError(f"{spec.name} has {len(spec.stages)} stages; space {self.name} has "
                              f"{len(self.stages)}")
@@ -143,6 +199,7 @@ class SearchSpace:
 
     # ---- size and MACs range ---------------------------------------------------
     def size(self) -> int:
+        """Number of distinct candidates: the product of the stages' sizes."""
         return math.prod(st.size() for st in self.stages)
 
     def macs_range(self, num_classes: Optional[int] = None) -> tuple[int, int]:
@@ -150,6 +207,9 @@ class SearchSpace:
 
         A stage's MACs depend only on its own choices and its input width, so a
         dynamic programme over stages, keyed by the width passed on, is exact.
+
+        Args:
+            num_classes: classifier width (default: the space's).
         """
         classes = num_classes or self.base.num_classes
         hw = out_size(self.base.resolution, self.base.stem.stride)
@@ -178,6 +238,7 @@ class SearchSpace:
         return int(min(e[0] for e in ends)), int(max(e[1] for e in ends))
 
     def baseline_params(self) -> list[tuple[str, dict]]:
+        """(name, params) of the file's baselines, in file order."""
         return list(self.baselines)
 
 
@@ -227,6 +288,17 @@ def _stage_choices(stage: Mapping[str, Any], defaults: Mapping[str, Any], index:
 
 
 def parse_space(data: Mapping[str, Any], where: str, path: Optional[Path] = None) -> SearchSpace:
+    """A SearchSpace from the mapping of a search-space YAML file, every key and choice checked.
+
+    Args:
+        data: the parsed file (keys in SPACE_KEYS; name, resolution, stem, head, stages
+            and choices are required).
+        where: how error messages name the source (usually the path).
+        path: the file, recorded on the space.
+
+    Raises:
+        SpaceError with a one-line message naming the offending key.
+    """
     if not isinstance(data, Mapping):
         raise SpaceError(f"{where}: a search space must be a mapping")
     unknown = [k for k in data if k not in SPACE_KEYS]
@@ -276,10 +348,18 @@ def _baseline(space: SearchSpace, entry: Mapping[str, Any], where: str) -> tuple
 
 
 def space_names() -> list[str]:
+    """Names of the spaces shipped in search_spaces/ (the YAML file stems), sorted."""
     return sorted(p.stem for p in SPACE_DIR.glob("*.yaml"))
 
 
 def load_space(name_or_path: str) -> SearchSpace:
-    """A YAML path, or the name of a space shipped in search_spaces/ (mnasnet, cifar, tiny)."""
+    """A YAML path, or the name of a space shipped in search_spaces/ (cifar, cifar16, mnasnet, tiny).
+
+    Args:
+        name_or_path: a space name (see `space_names`) or a path to a YAML file.
+
+    Raises:
+        SpaceError when the file is missing or invalid.
+    """
     path = named_file(name_or_path, SPACE_DIR, "search space", SpaceError)
     return parse_space(read_yaml(path, "search space", SpaceError), str(path), path)

@@ -63,12 +63,17 @@ class StudyPlan:
     what: str
 
     def pinned(self) -> dict:
+        """The settings that must not change between runs (all but the `resumable` keys)."""
         return {k: v for k, v in self.settings.items() if k not in self.resumable}
 
 
 @contextlib.contextmanager
 def locked(plan: StudyPlan) -> Iterator[None]:
-    """Hold the run folder's lock, and a shared journal file's own lock when there is one."""
+    """Hold the run folder's lock, and a shared journal file's own lock when there is one.
+
+    Args:
+        plan: the study; its out folder and storage are locked.
+    """
     with contextlib.ExitStack() as stack:
         stack.enter_context(RunLock(plan.out))
         if plan.storage is not None and is_file_storage(plan.storage):
@@ -81,7 +86,13 @@ def locked(plan: StudyPlan) -> Iterator[None]:
 def open_study(plan: StudyPlan, directions: Sequence[str], log: Callable[[str], None] = print
                ) -> optuna.Study:
     """Pin the settings, create or load the study, check a joined study's own settings, and
-    re-queue trials a killed run left behind (file storages: the lock makes that safe)."""
+    re-queue trials a killed run left behind (file storages: the lock makes that safe).
+
+    Args:
+        plan: the study and its settings.
+        directions: Optuna directions, one per objective ("maximize", "minimize").
+        log: where the re-queue message goes.
+    """
     pin_settings(plan.out, plan.settings_file, plan.settings, plan.resumable, plan.what)
     storage = make_storage(plan.storage, plan.out)
     study = optuna.create_study(study_name=plan.name, storage=storage, load_if_exists=True,
@@ -111,14 +122,27 @@ def _check_study_settings(study: optuna.Study, plan: StudyPlan) -> None:
 
 def load_for_worker(plan: StudyPlan, sampler: optuna.samplers.BaseSampler,
                     pruner: Optional[optuna.pruners.BasePruner] = None) -> optuna.Study:
-    """The study as one worker process sees it, with its own sampler and pruner."""
+    """The study as one worker process sees it, with its own sampler and pruner.
+
+    Args:
+        plan: the study (its name and storage are used).
+        sampler: the worker's sampler.
+        pruner: the worker's pruner (None: Optuna's default).
+    """
     return optuna.load_study(study_name=plan.name, storage=make_storage(plan.storage, plan.out),
                              sampler=sampler, pruner=pruner)
 
 
 def run_workers(worker: Callable[[dict, int], None], settings: dict, workers: int,
                 in_process: Callable[[], None]) -> None:
-    """One worker runs in this process (`in_process`); more are spawned as processes."""
+    """One worker runs in this process (`in_process`); more are spawned as processes.
+
+    Args:
+        worker: run as worker(settings, i) in each spawned process (it must be importable).
+        settings: passed to every spawned worker.
+        workers: how many workers; 1 runs `in_process` here and spawns nothing.
+        in_process: the single-worker run.
+    """
     if workers == 1:
         in_process()
     else:
@@ -127,7 +151,13 @@ def run_workers(worker: Callable[[dict, int], None], settings: dict, workers: in
 
 def finished_with(study: optuna.Study, key: str, statuses: Sequence[str]) -> Optional[FrozenTrial]:
     """The first finished trial whose canonical `key` attribute equals `key` and whose status
-    is one of `statuses`: its result can be reused instead of training the same network twice."""
+    is one of `statuses`: its result can be reused instead of training the same network twice.
+
+    Args:
+        study: the study searched.
+        key: the canonical key of the network (its user attribute ``key``).
+        statuses: the statuses whose results may be reused.
+    """
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if t.user_attrs.get("key") == key and t.user_attrs.get("status") in statuses:
             return t
@@ -135,13 +165,23 @@ def finished_with(study: optuna.Study, key: str, statuses: Sequence[str]) -> Opt
 
 
 def count_statuses(study: optuna.Study, statuses: Sequence[str]) -> int:
-    """Finished (complete or pruned) trials whose status is one of `statuses`."""
+    """Finished (complete or pruned) trials whose status is one of `statuses`.
+
+    Args:
+        study: the study counted.
+        statuses: the status values counted (e.g. `Status.spent_training()`).
+    """
     return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
                if t.user_attrs.get("status") in statuses)
 
 
 def set_attrs(trial: optuna.Trial, **attrs: Any) -> None:
-    """Set several user attributes of a trial at once."""
+    """Set several user attributes of a trial at once.
+
+    Args:
+        trial: the trial to annotate.
+        **attrs: attribute name -> value; a Status is stored as its string value.
+    """
     for key, value in attrs.items():
         trial.set_user_attr(key, value.value if isinstance(value, Status) else value)
 
@@ -151,6 +191,11 @@ class ProgressLine:
 
     The ETA divides the time of this session by the units finished in it, so a resumed run
     does not count the idle time between sessions.
+
+    Args:
+        total: trials in the whole run.
+        log: where lines go.
+        prefix: text before 'i/N' (e.g. "trial ").
     """
 
     def __init__(self, total: int, log: Callable[[str], None], prefix: str = "") -> None:
@@ -159,6 +204,14 @@ class ProgressLine:
         self.first_done: Optional[int] = None
 
     def say(self, done: int, details: str, seconds: float) -> None:
+        """Log one line for a finished unit.
+
+        Args:
+            done: units finished so far, this one included; the first call marks where this
+                session started counting.
+            details: what to say about the unit (its result).
+            seconds: how long the unit took.
+        """
         if self.first_done is None:
             self.first_done = done - 1
         elapsed = time.perf_counter() - self.started

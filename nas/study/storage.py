@@ -16,6 +16,7 @@ DEFAULT_JOURNAL = "study.journal"
 
 
 def is_file_storage(url: Optional[str]) -> bool:
+    """True for the default journal file (None) or a journal path; False for an RDB URL."""
     return url is None or "://" not in url
 
 

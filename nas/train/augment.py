@@ -70,5 +70,6 @@ class Normalize(torch.nn.Module):
         self.channels_last = channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> normalised floats in the model's layout."""
         x = torch.addcmul(self.shift, x.float(), self.scale)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

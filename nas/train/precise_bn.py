@@ -43,6 +43,7 @@ class _Moments:
 
     def unbiased_var(self) -> torch.Tensor:
         # PyTorch keeps the unbiased variance in running_var
+        """The pooled variance with Bessel's correction, as BatchNorm keeps it."""
         return self.m2 / max(self.count - 1, 1)
 
 

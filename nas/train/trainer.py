@@ -59,6 +59,7 @@ class TrainResult:
     fingerprint: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (result.json)."""
         return asdict(self)
 
 

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The CPU evidence run (issue 11): on CIFAR-10 at 16 px, one `nas pipeline` that searches a
+# base at a MACs target (>= 20 trained candidates), compares it with the space's hand-designed
+# references width-matched to the same MACs (3 seeds), grid-searches (alpha, beta, gamma) at
+# equal realised MACs, runs the scaling study at 2x (compound vs depth-, width-,
+# resolution-only, 3 seeds) and the proxy-fidelity report; then records the command, machine,
+# torch version and wall time next to report.md.
+#
+#   bash benchmarks/evidence_cpu.sh                 # CIFAR-10 from ../shared/data -> results/cifar16-cpu
+#   DATASET=digits SPACE=tiny PROXY=smoke FINAL=smoke TRIALS=3 OUT=runs/ev bash benchmarks/evidence_cpu.sh
+#
+# Every setting is an environment variable, so the same command scales up unchanged on a GPU
+# (see benchmarks/gpu_session.sh: space `cifar` at 32 px).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PY:-.venv/bin/python}"
+DATASET="${DATASET:-cifar10}"
+DATA_DIR="${DATA_DIR:-../shared/data}"
+SPACE="${SPACE:-cifar16}"
+RES="${RES:-16}"
+TARGET="${TARGET:-800k}"
+TRIALS="${TRIALS:-20}"
+PROXY="${PROXY:-cifar16-evidence-proxy}"
+FINAL="${FINAL:-cifar16-evidence}"
+SEEDS="${SEEDS:-0,1,2}"
+GRID_CLOSEST="${GRID_CLOSEST:-3}"
+FIDELITY="${FIDELITY:-3}"
+DEVICE="${DEVICE:-auto}"
+OUT="${OUT:-results/cifar16-cpu}"
+CMD=("$PY" -m nas pipeline --space "$SPACE" --dataset "$DATASET" --data-dir "$DATA_DIR"
+     --data-resolution "$RES" --target-macs "$TARGET" --trials "$TRIALS" --recipe "$PROXY"
+     --final-recipe "$FINAL" --seeds "$SEEDS" --phi 1 --grid-closest "$GRID_CLOSEST"
+     --fidelity-top "$FIDELITY" --fidelity-random "$FIDELITY" --no-train-scaled --device "$DEVICE"
+     --out "$OUT")
+if [[ "${DRY_RUN:-0}" == 1 ]]; then printf '%q ' "${CMD[@]}"; echo; exit 0; fi
+mkdir -p "$OUT"
+start=$(date +%s)
+PYTHONUNBUFFERED=1 "${CMD[@]}" 2>&1 | tee "$OUT/log.txt"
+wall=$(( $(date +%s) - start ))
+{
+  echo "command: $(printf '%q ' "${CMD[@]}")"
+  echo "wall_seconds: $wall"
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "machine: $(nproc) CPU cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
+  echo "torch: $("$PY" -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")')"
+} > "$OUT/run.txt"
+cat "$OUT/run.txt"

@@ -1,0 +1,36 @@
+"""`nas fidelity`: how well a search's proxy ranks candidates like a longer recipe."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..study import RunLock
+from .options import POSITIVE_INT, NON_NEGATIVE_INT, add
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `fidelity` sub-command."""
+    p = sub.add_parser("fidelity", help="retrain top-K and K random candidates of a search with a longer "
+                                        "recipe; Kendall tau / Spearman rho with bootstrap intervals")
+    p.add_argument("search_dir", metavar="SEARCH_DIR", help="the --out folder of a finished `nas search`")
+    p.add_argument("--top", type=POSITIVE_INT, default=5, help="best candidates by proxy accuracy (default 5)")
+    p.add_argument("--random", type=NON_NEGATIVE_INT, default=5,
+                   help="random other trained candidates (default 5)")
+    p.add_argument("--noise-seeds", type=NON_NEGATIVE_INT, default=3,
+                   help="seeds of the proxy retrained on its best candidate, for its seed noise (default 3)")
+    add(p, "recipe", "seeds", "device", recipe="full")
+    p.add_argument("--out", help="where the runs and fidelity.* go (default SEARCH_DIR/fidelity)")
+    p.set_defaults(func=cmd_fidelity)
+
+
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    """`nas fidelity`: retrain a search's candidates with a longer recipe and report rank agreement."""
+    from ..fidelity import describe, fidelity_from_args
+
+    out = Path(args.out) if args.out else Path(args.search_dir) / "fidelity"
+    with RunLock(out):
+        summary = fidelity_from_args(args.search_dir, args.top, args.random, args.recipe, args.seeds,
+                                     args.noise_seeds, str(out), args.device)
+    print(describe(summary))
+    print(f"outputs: {out}/fidelity.csv, fidelity.md, fidelity.png, fidelity.json")
+    return 0

@@ -1,0 +1,104 @@
+"""report.md of a pipeline run: what each step found, and the three claims -- searched base vs
+references at equal MACs, compound vs single-dimension scaling, proxy fidelity -- each stated as
+"resolved: ..." or "not resolved at this budget"."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from nas.compare import markdown, plot, summarise
+from nas.fidelity import describe
+from nas.search.report import cost_line
+from nas.stats import REFERENCE
+
+
+def claim_references(summary: pd.DataFrame, labels: dict) -> list[str]:
+    """Searched base vs each width-matched reference, paired by seed."""
+    lines = []
+    for _, r in summary.iterrows():
+        if labels.get(r["model"], "").startswith("hand-designed") and r["verdict"] != REFERENCE:
+            diff = "" if pd.isna(r["diff"]) else f" (Δ {r['diff'] * 100:+.2f}" + (
+                "" if pd.isna(r["ci"]) else f" ± {r['ci'] * 100:.2f}") + " pts vs the base)"
+            lines.append(f"- searched base vs `{r['model']}` at {r['macs'] / 1e6:.2f} M MACs: "
+                         f"**{r['verdict']}**{diff}")
+    return lines or ["- no hand-designed reference in this space"]
+
+
+def claim_scaling(out: Path) -> list[str]:
+    """The study's compound-vs-single verdict rows, as sentences."""
+    study = out / "study" / "study.md"
+    if not (out / "study" / "study.csv").is_file():
+        return ["- " + (study.read_text().strip() if study.is_file() else "no scaling study")]
+    text = study.read_text().split("## Compound vs single-dimension scaling")[1]
+    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ") and "x |" in line]
+    return [f"- at {c[0].strip()}: {c[1].strip()}: **{c[4].strip()}** (Δ {c[2].strip()} pts, {c[3].strip()} seeds)"
+            for c in rows]
+
+
+def claim_fidelity(out: Path) -> list[str]:
+    """Rank agreement of the proxy with the final recipe; resolved when tau's interval excludes 0."""
+    path = out / "fidelity" / "fidelity.json"
+    if not path.is_file():
+        return ["- not measured"]
+    s = json.loads(path.read_text())
+    low, high = s.get("tau_low"), s.get("tau_high")
+    if low is None or s.get("candidates", 0) < 4:
+        verdict = "n too small (fewer than 4 candidates)"
+    elif low > 0:
+        verdict = "resolved: the proxy ranks candidates like the final recipe (tau > 0)"
+    elif high < 0:
+        verdict = "resolved: the proxy ranks candidates against the final recipe (tau < 0)"
+    else:
+        verdict = "not resolved at this budget (tau's interval contains 0)"
+    return [f"- **{verdict}**: {describe(s)}"]
+
+
+def write_report(pipeline) -> Path:
+    """Write OUT/report.md, OUT/models.csv and OUT/scaling.png from the steps' outputs."""
+    c, out = pipeline.config, pipeline.out
+    models, labels = pipeline.models()
+    runs = pd.read_csv(out / "train" / "runs.csv")
+    summary = summarise(runs, reference=models[0][0])
+    summary.to_csv(out / "models.csv", index=False)
+    family = [name for name, label in labels.items() if not label.startswith("hand-designed")]
+    plot(summary, out / "scaling.png", f"{c.dataset}: searched base and its compound scaling",
+         line_models=family, line_label="searched base + compound scaling")
+    chosen = pipeline._coefficients()
+    grid = pd.read_csv(out / "grid" / "grid.csv")
+    scaled = pd.read_csv(out / "scaled" / "scaled.csv")
+    cost = json.loads((out / "search" / "cost.json").read_text())
+    final = c.final_recipe or c.recipe
+    text = f"""# Pipeline report: {c.space} on {c.dataset}
+
+## Claims (paired by seed, 95 % intervals; "not resolved" = the interval contains 0)
+
+**1. Searched base vs hand-designed references at equal MACs** (recipe `{final}`, seeds {', '.join(map(str, c.seeds))})
+{chr(10).join(claim_references(summary, labels))}
+
+**2. Compound scaling vs depth-, width-, resolution-only at equal realised MACs** (`study/study.md`)
+{chr(10).join(claim_scaling(out))}
+
+**3. Proxy fidelity** (`fidelity/fidelity.md`)
+{chr(10).join(claim_fidelity(out))}
+
+## Steps
+
+1. **Search** ({c.trials} candidates, target {c.target_macs:,} MACs, objective `{c.objective}`, proxy
+   `{c.recipe}`): base `search/best.yaml` = `{pipeline._base().arch_string()}`. {cost_line(cost)}.
+2. **Grid** at phi = 1 over {len(grid)} networks within {c.grid_tolerance} of 2x realised MACs: alpha =
+   {chosen.alpha:g}, beta = {chosen.beta:g}, gamma = {chosen.gamma:g} (nominal {chosen.factor:.3f}; realised
+   {grid.iloc[0]['realised_ratio']:.3f}); `grid/grid.csv`, `grid/grid.png`, `grid/best_coefficients.yaml`.
+3. **Emission** for phi = {', '.join(f'{p:g}' for p in c.phis)}: `scaled/scaled.csv` (realised vs nominal
+   MACs ratio: {', '.join(f"{r:.2f} vs {f:.2f}" for r, f in zip(scaled['realised_ratio'], scaled['formula_ratio']))}).
+4. **Training** with recipe `{final}`, seeds {', '.join(map(str, c.seeds))}, the same for every model; the
+   references are rescaled by width to the base's MACs. Selection used the validation split only; test
+   accuracy is reported, never used to choose.
+
+{markdown(summary, labels)}
+
+![accuracy vs MACs](scaling.png)
+"""
+    (out / "report.md").write_text(text)
+    return out / "report.md"

@@ -1,0 +1,167 @@
+"""The scaling study (the paper's Figure 3 / Table 3 on the user's data): at each MACs target,
+the base grown by compound scaling and by depth, width or resolution alone, each landing at
+the same realised MACs (within 5 %), trained with one recipe and the same seeds, and compared
+by the paired seed difference.
+
+The compound net's phi is solved so its realised MACs land nearest the target; the three
+single-dimension nets are then solved for the compound net's realised MACs, so the four
+strategies cost the same. All four keep the base's dropout: only the scaling differs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from nas.compare import compare
+from nas.counting import analytic_macs
+from nas.data import Dataset
+from nas.recipe import Recipe
+from nas.spec import ArchSpec
+from nas.stats import paired_difference, t_interval
+from nas.tables import markdown_table
+from nas.train import Runtime
+
+from .coefficients import Coefficients
+from .emit import compound_model
+from .single import DIMENSIONS, scale_single
+
+STRATEGIES = ("compound", *DIMENSIONS)
+MATCH_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class StudyNet:
+    """One trained net of the study."""
+
+    strategy: str        # base, compound, depth, width or resolution
+    target: float        # the MACs ratio asked for (1 for the base)
+    spec: ArchSpec
+    realised: float      # its realised MACs ratio to the base
+    setting: str         # phi, or the one multiplier
+
+
+def compound_at(base: ArchSpec, c: Coefficients, target: float, multiple: int = 0) -> tuple[float, ArchSpec]:
+    """(phi, spec) of the compound net whose realised MACs ratio is nearest `target`."""
+    base_macs = analytic_macs(base)
+    top = max(0.5, math.log(target, 2) * 2 + 0.5)
+    best = None
+    for phi in np.round(np.arange(0.0, top, 0.01), 2):
+        spec = compound_model(base, c, float(phi), multiple).spec.replace(dropout=base.dropout)
+        err = abs(analytic_macs(spec) / base_macs - target)
+        if best is None or err < best[0]:
+            best = (err, float(phi), spec)
+    return best[1], best[2]
+
+
+def plan_study(base: ArchSpec, c: Coefficients, targets: Sequence[float], multiple: int = 0) -> list[StudyNet]:
+    """The base plus, per target, the four strategies at one realised MACs."""
+    base_macs = analytic_macs(base)
+    nets = [StudyNet("base", 1.0, base, 1.0, "-")]
+    for target in targets:
+        phi, spec = compound_at(base, c, target, multiple)
+        realised = analytic_macs(spec) / base_macs
+        nets.append(StudyNet("compound", target, spec.replace(name=f"{base.name}-compound{target:g}x"),
+                             realised, f"phi={phi:g}"))
+        for dim in DIMENSIONS:
+            r = scale_single(base, dim, [realised])[0]
+            nets.append(StudyNet(dim, target, r.spec.replace(name=f"{base.name}-{dim}{target:g}x"),
+                                 r.realised_ratio, f"{dim}={r.multiplier:g}"))
+    return nets
+
+
+def run_study(base: ArchSpec, c: Coefficients, targets: Sequence[float], dataset: Dataset, recipe: Recipe,
+              out: Path, seeds: Sequence[int], runtime: Runtime = Runtime(quiet=True),
+              log: Callable[[str], None] = print, multiple: int = 0) -> pd.DataFrame:
+    """Train every net of the study (resumable by run folder) and write study.csv/.md/.png."""
+    nets = plan_study(base, c, targets, multiple)
+    for target in targets:
+        group = [n for n in nets if n.target == target]
+        spread = max(n.realised for n in group) / min(n.realised for n in group) - 1
+        if spread > MATCH_TOLERANCE:
+            log(f"warning: at {target:g}x the strategies land {spread * 100:.1f} % apart in MACs "
+                f"({', '.join(f'{n.strategy} {n.realised:.3f}x' for n in group)}); the rounding "
+                "allows no closer match")
+    runs = compare([(n.spec.name, n.spec) for n in nets], dataset, recipe, out / "runs", seeds, runtime, log)
+    runs.to_csv(out / "runs.csv", index=False)
+    table = study_table(nets, runs)
+    table.to_csv(out / "study.csv", index=False)
+    (out / "study.md").write_text(study_markdown(table, runs, nets, recipe, dataset))
+    plot_study(table, out / "study.png", f"{dataset.name}: scaling strategies, recipe {recipe.name}")
+    return table
+
+
+def study_table(nets: Sequence[StudyNet], runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per net: strategy, target, realised MACs, accuracy mean ± std and its interval."""
+    rows = []
+    for n in nets:
+        accs = runs.loc[runs["model"] == n.spec.name, "test_acc"].tolist()
+        iv = t_interval(accs)
+        rows.append({"strategy": n.strategy, "target": n.target, "model": n.spec.name, "setting": n.setting,
+                     "macs": analytic_macs(n.spec), "realised_ratio": round(n.realised, 4),
+                     "resolution": n.spec.resolution, "test_acc": iv.mean, "std": iv.sd, "ci95": iv.half_width,
+                     "seeds": iv.n})
+    return pd.DataFrame(rows)
+
+
+def _per_seed(runs: pd.DataFrame, name: str) -> dict:
+    sub = runs[runs["model"] == name]
+    return dict(zip(sub["seed"], sub["test_acc"]))
+
+
+def target_verdicts(table: pd.DataFrame, runs: pd.DataFrame, target: float) -> list[list]:
+    """Compound against each single dimension at one target, paired by seed."""
+    group = table[table["target"] == target].set_index("strategy")
+    compound = group.loc["compound", "model"]
+    rows = []
+    for dim in DIMENSIONS:
+        cmp = paired_difference(_per_seed(runs, group.loc[dim, "model"]), _per_seed(runs, compound),
+                                a_name=f"{dim}-only", b_name="compound")
+        ci = "-" if cmp.half_width is None else f"± {cmp.half_width * 100:.2f}"
+        rows.append([f"{target:g}x", f"compound vs {dim}-only", f"{cmp.mean * 100:+.2f} {ci}", cmp.n, cmp.verdict])
+    return rows
+
+
+def study_markdown(table: pd.DataFrame, runs: pd.DataFrame, nets: Sequence[StudyNet], recipe: Recipe,
+                   dataset: Dataset) -> str:
+    """study.md: the nets, then per target which strategy is ahead and whether it is resolved."""
+    net_rows = [[r["strategy"], f"{r['target']:g}x", r["setting"], f"{r['macs'] / 1e6:.2f}",
+                 f"{r['realised_ratio']:.3f}", r["resolution"],
+                 f"{r['test_acc'] * 100:.2f} ± {0 if pd.isna(r['std']) else r['std'] * 100:.2f}", r["seeds"]]
+                for _, r in table.iterrows()]
+    verdicts = [row for t in sorted({n.target for n in nets if n.strategy != "base"})
+                for row in target_verdicts(table, runs, t)]
+    return (f"# Scaling study on {dataset.name}, recipe {recipe.name}\n\n"
+            + markdown_table(net_rows, ["strategy", "target", "setting", "MACs (M)", "realised ratio", "res",
+                                        "test acc % (mean ± std)", "seeds"])
+            + "\n\n## Compound vs single-dimension scaling (paired by seed, 95 % CI, pts)\n\n"
+            + markdown_table(verdicts, ["target", "comparison", "Δ (pts)", "seeds", "verdict"]) + "\n")
+
+
+def plot_study(table: pd.DataFrame, path: Path, title: str) -> None:
+    """Accuracy vs MACs, one line per strategy from the base, with seed error bars."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = table[table["strategy"] == "base"].iloc[0]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for strategy, marker in zip(STRATEGIES, "o^sD"):
+        rows = table[table["strategy"] == strategy].sort_values("macs")
+        xs = [base["macs"] / 1e6, *(rows["macs"] / 1e6)]
+        ys = [base["test_acc"] * 100, *(rows["test_acc"] * 100)]
+        err = [0 if pd.isna(base["std"]) else base["std"] * 100, *(rows["std"].fillna(0) * 100)]
+        ax.errorbar(xs, ys, yerr=err, marker=marker, capsize=3, label=strategy)
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs (millions, log scale)")
+    ax.set_ylabel("test accuracy (%), mean ± std over seeds")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,91 @@
+"""Trustworthy answers on real (digits) runs: compare at matched MACs with seeds, the scaling
+study, and proxy fidelity; every statistic is checked against the per-seed numbers."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from nas.cli import main
+from nas.counting import analytic_macs
+from nas.search.space import load_space
+from nas.stats import rank_agreement
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bases")
+    space = load_space("tiny")
+    paths = {}
+    for name in ("tiny-separable", "tiny-mbconv"):
+        spec = space.to_spec(dict(space.baselines)[name], num_classes=10, name=name)
+        paths[name] = spec.save(folder / f"{name}.yaml")
+    return paths
+
+
+def _hand_interval(a, b):
+    d = np.array(b) - np.array(a)
+    half = sps.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return d.mean(), half
+
+
+def test_compare_matches_macs_and_pairs_seeds(bases, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    target = analytic_macs(__import__("nas.spec", fromlist=["ArchSpec"]).ArchSpec.load(bases["tiny-separable"]))
+    assert main(["compare", str(bases["tiny-separable"]), str(bases["tiny-mbconv"]), "--dataset", "digits",
+                 "--recipe", "smoke", "--seeds", "0,1,2", "--device", "cpu", "--match-macs", str(target),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out / "compare.csv")
+    assert list(table["model"])[0] == "tiny-separable" and list(table["model"])[1].startswith("tiny-mbconv@")
+    matched = table.iloc[1]
+    assert abs(matched["macs"] / target - 1) < 0.35  # width rounding to 8 channels is coarse at this size
+    assert (table["latency_b1_ms"] > 0).all() and (table["latency_b256_ms"] > 0).all()
+    runs = pd.read_csv(out / "runs.csv")
+    a = runs[runs["model"] == "tiny-separable"].sort_values("seed")["test_acc"].tolist()
+    b = runs[runs["model"] == matched["model"]].sort_values("seed")["test_acc"].tolist()
+    mean, half = _hand_interval(a, b)
+    assert matched["diff"] == pytest.approx(mean) and matched["ci"] == pytest.approx(half)
+    verdict = matched["verdict"]
+    assert verdict.startswith("resolved") == (abs(mean) > half)
+    assert "Noise floor" in printed and "binomial SE" in printed
+    assert (out / "compare.png").is_file() and "latency b256" in (out / "compare.md").read_text()
+
+
+def test_scaling_study_one_target(bases, tmp_path):
+    out = tmp_path / "study"
+    assert main(["scale", "study", "--base", str(bases["tiny-separable"]), "--targets", "2x", "--dataset", "digits",
+                 "--recipe", "smoke", "--seeds", "0,1", "--device", "cpu", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "study.csv")
+    assert list(table["strategy"]) == ["base", "compound", "depth", "width", "resolution"]
+    grown = table[table["strategy"] != "base"]
+    assert (grown["realised_ratio"].max() / grown["realised_ratio"].min() - 1) < 0.15
+    runs = pd.read_csv(out / "runs.csv")
+    for _, row in table.iterrows():
+        accs = runs.loc[runs["model"] == row["model"], "test_acc"]
+        assert row["test_acc"] == pytest.approx(accs.mean()) and row["seeds"] == 2
+    md = (out / "study.md").read_text()
+    assert "compound vs width-only" in md and "n too small" in md  # 2 seeds never name a winner
+    assert (out / "study.png").is_file()
+
+
+def test_fidelity_ranks_proxy_against_long_recipe(tmp_path):
+    search = tmp_path / "search"
+    assert main(["search", "--space", "tiny", "--dataset", "digits", "--recipe", "smoke", "--device", "cpu",
+                 "--target-macs", "1.5M", "--trials", "5", "--pruner", "none", "--out", str(search)]) == 0
+    assert main(["fidelity", str(search), "--top", "2", "--random", "1", "--recipe", "smoke", "--seeds", "0",
+                 "--noise-seeds", "2", "--device", "cpu"]) == 0
+    out = search / "fidelity"
+    table = pd.read_csv(out / "fidelity.csv")
+    summary = json.loads((out / "fidelity.json").read_text())
+    assert len(table) == 3 and summary["candidates"] == 3
+    again = rank_agreement(table["proxy_val_acc"], table["long_acc"])
+    assert summary["tau"] == pytest.approx(again.tau) and summary["rho"] == pytest.approx(again.rho)
+    assert summary["proxy_seed_sd_pts"] is not None
+    assert (out / "fidelity.md").is_file() and (out / "fidelity.png").is_file()
+
+
+def test_rank_agreement_extremes():
+    assert rank_agreement([1, 2, 3, 4], [10, 20, 30, 40]).tau == pytest.approx(1.0)
+    assert rank_agreement([1, 2, 3, 4], [40, 30, 20, 10]).tau == pytest.approx(-1.0)
