@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from typing import Optional, Sequence
 
@@ -28,6 +29,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; progress so far is saved where the command supports resuming",
-              file=sys.stderr)
+        print("interrupted; progress so far is saved where the command supports resuming "
+              "(re-run the same command to go on)", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory: the net or batch is too large for this machine; use a "
+              "smaller spec (resolution, width, depth) or --batch-size", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a file-system error, naming the path and what to do."""
+    path = exc.filename or "a file"
+    reason = exc.strerror or str(exc).splitlines()[0]
+    if isinstance(exc, (PermissionError, IsADirectoryError)) or exc.errno in (errno.EROFS, errno.ENOSPC):
+        return f"cannot write {path}: {reason}; choose a writable --out"
+    return f"{path}: {reason}"

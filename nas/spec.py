@@ -15,6 +15,7 @@ import yaml
 
 from .errors import NasError
 from .registry import RegistryError, get_block
+from .yamlfile import load_yaml
 
 ACTIVATIONS = ("silu", "relu", "relu6")
 
@@ -252,7 +253,7 @@ class ArchSpec:
     @classmethod
     def from_yaml(cls, text: str) -> "ArchSpec":
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as exc:
             raise SpecError(f"not valid YAML: {exc}".splitlines()[0]) from exc
         return cls.from_dict(data)

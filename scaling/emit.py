@@ -1,6 +1,7 @@
 """Emit scaled models: compound (alpha^phi, beta^phi, gamma^phi) or the released B1-B7 table."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from nas.counting import analytic_count
+from nas.outfolder import write_files
+from nas.paths import safe_name
 from nas.presets import EFFICIENTNET, efficientnet_variant
 from nas.rounding import resolution_multiple, round_resolution, scale_spec
 from nas.spec import ArchSpec
@@ -64,7 +67,27 @@ def parse_phis(text: str) -> list[float]:
             raise CoefficientError(f"cannot read --phi {text!r}; write e.g. 1..7, 1,2,3 or -1,0.5,2") from None
     if not values:
         raise CoefficientError("--phi names no value")
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise CoefficientError(f"--phi {bad[0]:g} is not a finite number; write e.g. 1..7 or 1,2,3")
     return values
+
+
+HUGE_PHI = 10          # warn above this compound coefficient ...
+HUGE_RESOLUTION = 16   # ... or above this many times the base resolution
+
+
+def huge_warnings(base: ArchSpec, table: pd.DataFrame) -> list[str]:
+    """One warning line per emitted model that is far beyond the paper's B7 (phi > 10 or a
+    resolution above 16x the base's), naming its resolution and MACs."""
+    lines = []
+    for _, row in table.iterrows():
+        if row["phi"] > HUGE_PHI or row["resolution"] > HUGE_RESOLUTION * base.resolution:
+            lines.append(f"warning: {row['name']} (phi {row['phi']:g}) is a huge net: "
+                         f"{row['resolution']} px input ({row['resolution'] / base.resolution:.0f}x the base), "
+                         f"{row['macs'] / 1e9:,.1f} G MACs ({row['realised_ratio']:,.0f}x the base); "
+                         "B7 is phi 7")
+    return lines
 
 
 def dropout_for(phi: float, base_dropout: float) -> float:
@@ -164,7 +187,9 @@ def scaled_table(base: ArchSpec, models: list[ScaledModel], factor: float) -> pd
 
 
 def write_emission(out: Path, base: ArchSpec, models: list[ScaledModel], factor: float) -> pd.DataFrame:
-    """Write every model's spec as <name>.yaml and the table as scaled.csv under `out`.
+    """Write every model's spec as <name>.yaml and the table as scaled.csv under `out`, under
+    its lock; refuse, with `out` untouched, when it holds another emission (see
+    `nas.outfolder.write_files`).
 
     Args:
         out: the output folder (created when missing).
@@ -175,9 +200,8 @@ def write_emission(out: Path, base: ArchSpec, models: list[ScaledModel], factor:
     Returns:
         the table written to scaled.csv.
     """
-    out.mkdir(parents=True, exist_ok=True)
     table = scaled_table(base, models, factor)
-    for m in models:
-        m.spec.save(out / f"{m.name}.yaml")
-    table.to_csv(out / "scaled.csv", index=False)
+    files = {f"{safe_name(m.name)}.yaml": m.spec.to_yaml() for m in models}
+    files["scaled.csv"] = table.to_csv(index=False)
+    write_files(out, files, "emission")
     return table

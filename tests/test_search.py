@@ -26,7 +26,7 @@ def test_search_end_to_end_writes_every_output(tmp_path, capsys):
     out = tmp_path / "run"
     assert _run(out, "--target-macs", "1.5M", "--trials", "5", "--seed", "1") == 0
     printed = capsys.readouterr().out
-    assert "trial #0" in printed and "ETA" in printed and "search cost:" in printed
+    assert "trial 1/5 #0 " in printed and "ETA" in printed and "search cost:" in printed
     for name in ("trials.csv", "pareto.csv", "best.yaml", "summary.md", "pareto.png", "history.png",
                  "cost.json", "search.yaml", "study.journal"):
         assert (out / name).is_file(), name

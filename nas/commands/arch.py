@@ -6,6 +6,7 @@ import json
 import math
 
 from ..builder import build
+from ..errors import NasError
 from ..counting import analytic_count, count_params, fvcore_macs
 from ..presets import resolve_spec
 from ..spec import ArchSpec
@@ -56,11 +57,32 @@ def flops_report(spec: ArchSpec, with_fvcore: bool = True) -> dict:
         "conv_macs": count.conv_macs, "fc_macs": count.fc_macs,
         "elementwise_ops": count.elementwise_ops, "macs_fvcore": None,
     }
+    if with_fvcore and not _fits_in_memory(count.params):
+        report["note"] = ("fvcore trace skipped: the model's weights alone exceed the available memory; "
+                          "the analytic count is exact")
+        with_fvcore = False
     if with_fvcore:
-        model = build(spec)
+        model = _build_or_refuse(spec)
         report["params"] = count_params(model)
         report["macs_fvcore"] = fvcore_macs(model, spec.resolution, spec.in_channels)
     return report
+
+
+def _fits_in_memory(params: int) -> bool:
+    import torch
+
+    from ..train.memory import available_bytes
+
+    free = available_bytes(torch.device("cpu"))
+    return free is None or params * 4 * 2 < free
+
+
+def _build_or_refuse(spec: ArchSpec):
+    try:
+        return build(spec)
+    except (MemoryError, RuntimeError) as exc:  # torch's CPU allocator raises RuntimeError
+        raise NasError(f"cannot build {spec.name} to trace it: {str(exc).splitlines()[0][:200]}; "
+                       "use --no-fvcore for the analytic count") from None
 
 
 def cmd_flops(args: argparse.Namespace) -> int:
@@ -77,6 +99,8 @@ def cmd_flops(args: argparse.Namespace) -> int:
           "conv + FC = the paper's \"FLOPs\", BatchNorm excluded)")
     if fv is not None:
         print(f"  MACs (fvcore)    {fv:,}  (analytic/fvcore = {report['macs'] / fv:.4f})")
+    if report.get("note"):
+        print(f"  note: {report['note']}")
     print(f"  elementwise ops  {report['elementwise_ops']:,}  (activations, SE pool/gate, "
           "residual adds, pooling; not in MACs)")
     return 0

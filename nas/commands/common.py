@@ -5,6 +5,7 @@ import argparse
 from typing import Callable, Optional
 
 from ..data import Dataset, load_dataset
+from ..data.fit import check_data_resolution, native_resolution_note  # noqa: F401 (re-exported)
 from ..recipe import Recipe, resolve_recipe
 from ..spec import ArchSpec
 from ..train import Runtime

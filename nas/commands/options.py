@@ -56,6 +56,12 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _phis(text: str) -> str:
+    from scaling.emit import parse_phis
+    parse_phis(text)  # refuse nan, inf and unreadable lists at parse time; commands re-read the text
+    return text
+
+
 POSITIVE_INT = _finite(int, 1)
 NON_NEGATIVE_INT = _finite(int, 0)
 NUMBER = _finite(float)
@@ -63,6 +69,7 @@ POSITIVE = _finite(float, 0, low_open=True)
 NON_NEGATIVE = _finite(float, 0)
 MACS = _parse_with(_macs)
 SEEDS = _parse_with(_seeds)
+PHIS = _parse_with(_phis)
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,7 @@ OPTIONS: dict[str, Opt] = {
     "resolution_multiple": _opt("--resolution-multiple", type=NON_NEGATIVE_INT, default=0,
                                 help="round scaled resolutions to this many pixels (default 0: 8 from 64 px, "
                                      "4 from 32 px, 2 below, so gamma ~ 1.1 stays expressible)"),
-    "phi": _opt("--phi", default="1..7",
+    "phi": _opt("--phi", default="1..7", type=PHIS,
                 help="compound coefficients, e.g. 1..7, 1,2,3 or =-1,0.5 (write --phi=-1,0.5 for negatives)"),
 }
 

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from ..outfolder import write_files
+from ..paths import safe_name
 from ..presets import resolve_spec
 from ..tables import text_table
 from .common import DATA, dataset_from_args, fit_to_data
@@ -76,7 +79,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 def cmd_emit(args: argparse.Namespace) -> int:
     """Run `nas scale emit`."""
     from scaling import Coefficients, emit_compound, emit_paper, parse_phis
-    from scaling.emit import write_emission
+    from scaling.emit import huge_warnings, write_emission
 
     base = resolve_spec(args.base)
     phis = parse_phis(args.phi)
@@ -90,6 +93,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
     cols = ["name", "phi", "depth", "width", "resolution", "dropout", "macs", "params", "realised_ratio",
             "formula_ratio", "ideal_ratio"]
     print(text_table(table[cols].values.tolist(), cols))
+    for line in huge_warnings(base, table):
+        print(line, file=sys.stderr)
     print(f"wrote {len(models)} spec(s) and scaled.csv to {args.out}")
     return 0
 
@@ -102,15 +107,15 @@ def cmd_single(args: argparse.Namespace) -> int:
 
     results = scale_single(resolve_spec(args.base), args.dimension, parse_targets(args.targets))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, files = [], {}
     for r in results:
-        r.spec.save(out / f"{r.spec.name}.yaml")
+        files[f"{safe_name(r.spec.name)}.yaml"] = r.spec.to_yaml()
         rows.append([r.spec.name, f"{r.target_ratio:g}x", r.multiplier, round(r.realised_ratio, 4),
                      f"{r.error_pct:+.2f}%", round(r.below, 4), round(r.above, 4)])
     header = ["name", "target", "multiplier", "realised", "error", "nearest below", "nearest above"]
+    files["single.csv"] = pd.DataFrame(rows, columns=header).to_csv(index=False)
+    write_files(out, files, "single-dimension scaling")
     print(text_table(rows, header))
-    pd.DataFrame(rows, columns=header).to_csv(out / "single.csv", index=False)
     print(f"wrote {len(rows)} spec(s) and single.csv to {out}")
     return 0
 

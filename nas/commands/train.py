@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -10,8 +11,10 @@ from ..errors import NasError
 from ..presets import resolve_spec
 from ..study import RunLock
 from ..train import evaluate_checkpoint, load_checkpoint, train
-from .common import (DATA, add_data_args, add_recipe_args, add_runtime_args, dataset_from_args, fit_to_data,
-                     recipe_from_args, runtime_from_args)
+from ..train.memory import check_memory
+from .common import (DATA, add_data_args, add_recipe_args, add_runtime_args, check_data_resolution,
+                     dataset_from_args, fit_to_data, native_resolution_note, recipe_from_args,
+                     runtime_from_args)
 from .options import add
 
 
@@ -42,9 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
-    dataset = dataset_from_args(args, resolution=resolve_spec(args.spec).resolution)
-    spec = fit_to_data(resolve_spec(args.spec), dataset)
+    spec = resolve_spec(args.spec)
+    check_data_resolution(args.data_resolution, spec.resolution, spec.name)
+    check_memory(spec, recipe.batch_size, args.device)
+    dataset = dataset_from_args(args, resolution=spec.resolution)
+    spec = fit_to_data(spec, dataset)
     print(dataset.summary())
+    note = native_resolution_note(dataset, spec.resolution)
+    if note:
+        print(note, file=sys.stderr)
     init = init_weights_from_args(args, spec, dataset)
     with RunLock(Path(args.out)):
         result = train(spec, dataset, recipe, runtime=runtime_from_args(args), out_dir=args.out,

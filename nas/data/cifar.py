@@ -71,7 +71,7 @@ def load(data_dir: Optional[Path], resolution: Optional[int], val_fraction: floa
     arrays, hit = cached_arrays(key, lambda: _decode(source, resolution), cache_dir)
     train, val = split_off_validation(arrays["train_x"], arrays["train_y"], val_fraction)
     test = Split(*_tensors(arrays["test_x"], arrays["test_y"]))
-    return Dataset("cifar10", list(CLASSES), train, val, test, str(source), cached=hit)
+    return Dataset("cifar10", list(CLASSES), train, val, test, str(source), cached=hit, native=32)
 
 
 def _tensors(x: np.ndarray, y: np.ndarray):

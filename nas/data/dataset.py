@@ -59,6 +59,7 @@ class Dataset:
     test: Split
     source: str
     cached: bool = False  # True when decoded arrays came from the cache
+    native: Optional[int] = None  # the source images' own side length, when known (digits: 8)
     _staged: dict = field(default_factory=dict, repr=False)
     _stats: Optional[tuple[list[float], list[float]]] = field(default=None, repr=False)
 

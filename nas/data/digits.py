@@ -31,4 +31,4 @@ def load(resolution: int, val_fraction: float) -> Dataset:
     rest, test = split_off_validation(images, labels, TEST_FRACTION)
     train, val = split_off_validation(rest.images.numpy(), rest.labels.numpy(), val_fraction)
     return Dataset("digits", [str(d) for d in range(10)], train, val,
-                   Split(test.images, test.labels), "scikit-learn load_digits")
+                   Split(test.images, test.labels), "scikit-learn load_digits", native=8)

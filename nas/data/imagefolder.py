@@ -17,6 +17,14 @@ def _classes(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir())
 
 
+def _check_nonempty(folder: Path, classes: list[str]) -> None:
+    """Refuse a class folder without images: it would silently become a class never seen."""
+    for cls in classes:
+        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in (folder / cls).rglob("*")):
+            raise DataError(f"class folder {folder / cls} holds no images (suffixes "
+                            f"{', '.join(IMAGE_SUFFIXES)}); add images or remove the folder")
+
+
 def _read(folder: Path, classes: list[str], resolution: int) -> tuple[np.ndarray, np.ndarray]:
     items, labels = [], []
     for label, cls in enumerate(classes):
@@ -38,6 +46,8 @@ def load(path: Path, resolution: int, val_fraction: float, cache_dir) -> Dataset
     classes = _classes(path / "train" if has_splits else path)
     if len(classes) < 2:
         raise DataError(f"{path} has {len(classes)} class folder(s); need at least two")
+    for folder in ((path / "train", path / "test") if has_splits else (path,)):
+        _check_nonempty(folder, classes)
 
     def build() -> dict[str, np.ndarray]:
         print(f"decoding images under {path} at {resolution}px (once; cached afterwards)",

@@ -19,6 +19,7 @@ import torch
 from ..builder import build
 from ..counting import analytic_count
 from ..data import load_dataset
+from ..data.fit import check_data_resolution, native_resolution_note
 from ..latency import measure_latency_ms
 from ..recipe import resolve_recipe
 from ..study import (ProgressLine, Status, StudyPlan, count_statuses, finished_with,
@@ -246,12 +247,22 @@ def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = p
     if trained >= config.trials:
         return
     runner = TrialRunner(config, space, worker, log)
-    study.optimize(runner, callbacks=[_stop_when_done(config)], catch=(TrainError,),
-                   timeout=config.timeout)
+    # Optuna logs a failed or interrupted trial with its traceback at WARNING; our own trial
+    # lines already say it in one line, and Ctrl-C must not print a traceback
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        study.optimize(runner, callbacks=[_stop_when_done(config)], catch=(TrainError,),
+                       timeout=config.timeout)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def _worker_process(config_dict: dict, worker: int) -> None:
-    run_worker(SearchConfig(**config_dict), worker)
+    try:
+        run_worker(SearchConfig(**config_dict), worker)
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker: the parent says it once
+        raise SystemExit(130) from None
 
 
 def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.Study:
@@ -263,6 +274,9 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
                            val_fraction=config.val_fraction,
                            download=config.download)  # fills the decode cache for workers
     low, high = space.macs_range(dataset.num_classes)
+    note = native_resolution_note(dataset, space.base.resolution)
+    if note:
+        log(note)
     if objective.target < low:
         raise SearchError(f"target {objective.target:,} MACs is below the smallest candidate of space "
                           f"{space.name}: {low:,} MACs ({low / 1e6:.2f} M); raise --target-macs to at "
@@ -289,6 +303,8 @@ def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optu
         config: the search's settings.
         log: where progress lines go.
     """
+    space = load_space(config.space)  # checked before the lock: a refusal creates no folder
+    check_data_resolution(config.data_resolution, space.base.resolution, f"space {space.name}")
     with locked(config.plan()):
         study = prepare(config, log)
         run_workers(_worker_process, config.to_dict(), config.workers,

@@ -1,6 +1,7 @@
 """Search objectives: the MnasNet/EfficientNet reward, a hard budget, or a true Pareto front."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -21,6 +22,8 @@ def parse_macs(text: str) -> int:
     if not match:
         raise NasError(f"cannot read MACs {text!r}; write e.g. 400M, 1.2G or 116167168")
     value = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if not math.isfinite(value):
+        raise NasError(f"MACs target {text!r} must be finite")
     if value < 1:
         raise NasError(f"MACs target {text!r} must be positive")
     return int(round(value))

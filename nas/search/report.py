@@ -7,6 +7,7 @@ from typing import Optional
 
 import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
 from ..tables import markdown_table
 from .engine import TRAINED, SearchConfig
@@ -52,11 +53,36 @@ def best_row(df: pd.DataFrame, objective: Objective) -> Optional[pd.Series]:
     return pool.loc[scores.idxmax()]
 
 
+def busy_seconds(intervals: list[tuple]) -> float:
+    """Seconds covered by the union of (start, end) datetime intervals: the time some trial
+    was running, so idle time between a killed run and its resume is not counted."""
+    total, end = 0.0, None
+    for start, stop in sorted(intervals):
+        if end is None or start > end:
+            total += (stop - start).total_seconds()
+            end = stop
+        elif stop > end:
+            total += (stop - end).total_seconds()
+            end = stop
+    return total
+
+
+def interrupted_numbers(study: optuna.Study) -> set[int]:
+    """FAIL trials that were queued again (a later trial's retry_of, or Optuna's failed_trial
+    after a stale heartbeat on an RDB storage): interrupted, not failed."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials} | {t.system_attrs.get("failed_trial")
+                                                                for t in trials}
+    return {t.number for t in trials if t.state == TrialState.FAIL and t.number in retried}
+
+
 def cost_card(df: pd.DataFrame, study: optuna.Study) -> dict:
+    """Wall time (union of trial intervals), trial counts by status, training images and MACs."""
     done = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
-    wall = 0.0
-    if done:
-        wall = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
+    interrupted = interrupted_numbers(study)
+    # an interrupted trial is closed when the run resumes: its interval would span the pause
+    wall = busy_seconds([(t.datetime_start, t.datetime_complete) for t in done
+                         if t.datetime_start is not None and t.number not in interrupted])
     spent = df[df["status"].isin(TRAINED)]
     images = int(spent["images_seen"].fillna(0).sum())
     # forward + backward ~ 3x the forward MACs per training image
@@ -73,7 +99,8 @@ def cost_card(df: pd.DataFrame, study: optuna.Study) -> dict:
         "rejected": int(statuses.get("rejected", 0)),
         "duplicates": int(statuses.get("duplicate", 0)),
         "diverged": int(statuses.get("diverged", 0)),
-        "failed": int((df["state"] == "FAIL").sum()),
+        "failed": int((df["state"] == "FAIL").sum()) - len(interrupted),
+        "interrupted": len(interrupted),
         "training_images_seen": images,
         "training_macs": compute,
     }
@@ -82,9 +109,15 @@ def cost_card(df: pd.DataFrame, study: optuna.Study) -> dict:
 def cost_line(cost: dict) -> str:
     return (f"search cost: {', '.join(cost['devices']) or '?'}, wall {cost['wall_seconds'] / 60:.1f} min, "
             f"{cost['trials']} trials ({cost['trained']} trained, {cost['pruned']} pruned, "
-            f"{cost['rejected']} rejected, {cost['duplicates']} duplicates, {cost['failed']} failed), "
+            f"{cost['rejected']} rejected, {cost['duplicates']} duplicates, {cost['failed']} failed"
+            f"{_interrupted(cost)}), "
             f"{cost['training_images_seen']:,} training images, "
             f"{cost['training_macs'] / 1e12:.3g} T training MACs")
+
+
+def _interrupted(cost: dict) -> str:
+    n = cost.get("interrupted", 0)
+    return f", {n} interrupted and re-run" if n else ""
 
 
 def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace) -> dict:

@@ -157,6 +157,22 @@ def _capture_graph(run: Run) -> None:
         run.stepper.optimizer.zero_grad()
 
 
+ETA_PROBE_STEPS = 3        # steps timed at the start of the first epoch on a CPU
+ETA_WARN_SECONDS = 3600.0  # warn when the whole run looks longer than this
+
+
+def _warn_if_slow(run: Run, seconds: float) -> None:
+    """After the first few CPU steps, warn in one line when the run will take over an hour."""
+    if run.device.type != "cpu":
+        return
+    total = seconds / ETA_PROBE_STEPS * run.steps_per_epoch * run.recipe.epochs
+    if total > ETA_WARN_SECONDS:
+        run.say(f"warning: on this CPU one epoch of {run.spec.name} takes about "
+                f"{seconds / ETA_PROBE_STEPS * run.steps_per_epoch / 60:,.0f} min and the run about "
+                f"{total / 3600:,.1f} h; a GPU (--device cuda), a smaller spec or resolution, or a "
+                "shorter recipe (--recipe demo, --epochs) is much faster")
+
+
 def run_epoch(run: Run, epoch: int) -> dict:
     """One pass over the training split; returns the epoch's metrics (no validation yet)."""
     start = time.perf_counter()
@@ -170,6 +186,8 @@ def run_epoch(run: Run, epoch: int) -> dict:
         torch.index_select(images, 0, idx, out=stepper.x)
         torch.index_select(run.data.labels, 0, idx, out=stepper.y)
         stepper.run()
+        if i + 1 == ETA_PROBE_STEPS and epoch == 0:
+            _warn_if_slow(run, time.perf_counter() - start)
     loss_sum, correct = stepper.take_stats()  # synchronises
     seconds = time.perf_counter() - start
     lr = float(stepper.lrs[min(int(stepper.step_index), len(stepper.lrs)) - 1])

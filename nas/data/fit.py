@@ -1,0 +1,31 @@
+"""Checks of a data set against the net's input size, shared by train and search."""
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import NasError
+from .dataset import Dataset
+
+NATIVE_RATIO = 4  # warn when the spec's input is this many times the data's own image size
+
+
+def check_data_resolution(data_resolution: Optional[int], resolution: int, what: str) -> None:
+    """Refuse `--data-resolution` below the net's input size: the trainer would upsample the
+    images back to `resolution` (the net trains, and is counted, at `resolution`), which is
+    never what asking for small images means. To train small, scale the spec's resolution."""
+    if data_resolution is not None and data_resolution < resolution:
+        raise NasError(f"--data-resolution {data_resolution} is below {what}'s {resolution} px input: the "
+                       f"images would be upsampled back to {resolution} px and the net would still run "
+                       f"(and count MACs) at {resolution} px; to train at {data_resolution} px set the "
+                       f"spec's resolution to {data_resolution} (see nas flops SPEC --resolution "
+                       f"{data_resolution} for its MACs)")
+
+
+def native_resolution_note(dataset: Dataset, resolution: int) -> Optional[str]:
+    """A one-line warning when the net's input is far above the data's own image size
+    (e.g. digits' 8 px images at 224 px: compute spent on upsampled pixels)."""
+    if dataset.native and resolution > NATIVE_RATIO * dataset.native:
+        return (f"warning: {dataset.name} images are {dataset.native} px natively; training at "
+                f"{resolution} px ({resolution / dataset.native:.0f}x) spends compute on upsampled "
+                "pixels; a spec near the native size trains far faster")
+    return None
