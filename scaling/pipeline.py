@@ -136,10 +136,12 @@ class Pipeline:
                           data_dir=c.data_dir, workers=c.workers, seeds=c.grid_seeds,
                           resolution_multiple=c.resolution_multiple, download=c.download)
 
-    def _base(self) -> ArchSpec:
+    def base_spec(self) -> ArchSpec:
+        """The searched base (search/best.yaml), named `searched`."""
         return resolve_spec(str(self.out / "search" / "best.yaml")).replace(name="searched")
 
-    def _coefficients(self) -> Coefficients:
+    def coefficients(self) -> Coefficients:
+        """The grid's chosen (alpha, beta, gamma)."""
         return Coefficients.load(self.out / "grid" / "best_coefficients.yaml")
 
     @functools.cached_property
@@ -173,16 +175,16 @@ class Pipeline:
                  f"{chosen['realised_ratio']}; vs runner-up: {chosen['vs_runner_up']['verdict']})")
 
     def _emit(self) -> None:
-        c = self._coefficients()
-        models = emit_compound(self._base(), c, list(self.config.phis), self.config.resolution_multiple)
-        table = write_emission(self.out / "scaled", self._base(), models, c.factor)
+        c = self.coefficients()
+        models = emit_compound(self.base_spec(), c, list(self.config.phis), self.config.resolution_multiple)
+        table = write_emission(self.out / "scaled", self.base_spec(), models, c.factor)
         self.log(table[["name", "phi", "resolution", "macs", "params", "realised_ratio",
                         "formula_ratio"]].to_string(index=False))
 
     def models(self) -> tuple[list[tuple[str, ArchSpec]], dict[str, str]]:
         """The searched base, its scaled family, and the space's references rescaled (by width)
         to the base's MACs, with a label each."""
-        base = self._base()
+        base = self.base_spec()
         models, labels = [(base.name, base)], {base.name: "searched base, phi = 0"}
         emitted = pd.read_csv(self.out / "scaled" / "scaled.csv")
         for _, row in (emitted.iterrows() if self.config.train_scaled else ()):
@@ -211,7 +213,7 @@ class Pipeline:
         if not self.config.targets:
             (out / "study.md").write_text("No scaling study: no phi > 0 was emitted.\n")
             return
-        run_study(self._base(), self._coefficients(), self.config.targets, self.dataset, self._final_recipe(),
+        run_study(self.base_spec(), self.coefficients(), self.config.targets, self.dataset, self._final_recipe(),
                   out, self.config.seeds, self._runtime(), self.log, self.config.resolution_multiple)
 
     def _fidelity(self) -> None:

@@ -65,7 +65,7 @@ def write_report(pipeline) -> Path:
     family = [name for name, label in labels.items() if not label.startswith("hand-designed")]
     plot(summary, out / "scaling.png", f"{c.dataset}: searched base and its compound scaling",
          line_models=family, line_label="searched base + compound scaling")
-    chosen = pipeline._coefficients()
+    chosen = pipeline.coefficients()
     grid = pd.read_csv(out / "grid" / "grid.csv")
     scaled = pd.read_csv(out / "scaled" / "scaled.csv")
     cost = json.loads((out / "search" / "cost.json").read_text())
@@ -86,7 +86,7 @@ def write_report(pipeline) -> Path:
 ## Steps
 
 1. **Search** ({c.trials} candidates, target {c.target_macs:,} MACs, objective `{c.objective}`, proxy
-   `{c.recipe}`): base `search/best.yaml` = `{pipeline._base().arch_string()}`. {cost_line(cost)}.
+   `{c.recipe}`): base `search/best.yaml` = `{pipeline.base_spec().arch_string()}`. {cost_line(cost)}.
 2. **Grid** at phi = 1 over {len(grid)} networks within {c.grid_tolerance} of 2x realised MACs: alpha =
    {chosen.alpha:g}, beta = {chosen.beta:g}, gamma = {chosen.gamma:g} (nominal {chosen.factor:.3f}; realised
    {grid.iloc[0]['realised_ratio']:.3f}); `grid/grid.csv`, `grid/grid.png`, `grid/best_coefficients.yaml`.

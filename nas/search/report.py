@@ -158,8 +158,18 @@ def _write_summary(out: Path, df: pd.DataFrame, best, objective: Objective, cost
         ["model", "trial", "MACs (M)", "params", "val acc %", "reward", "arch"])
     text = (f"# Search {config.name}\n\n{objective.describe()}; space `{config.space}`, data "
             f"`{config.dataset}` (validation split), recipe `{config.recipe}`, sampler `{config.sampler}`, "
-            f"seed {config.seed}.\n\n{table}\n\n{cost_line(cost)}\n")
+            f"seed {config.seed}.\n\n{table}\n\n{cost_line(cost)}\n{_fidelity_line(out)}")
     (out / "summary.md").write_text(text)
+
+
+def _fidelity_line(out: Path) -> str:
+    """A sentence on the proxy's fidelity when `nas fidelity` has measured it for this search."""
+    path = out / "fidelity" / "fidelity.json"
+    if not path.is_file():
+        return ("\nOne seed per candidate, ranked by the proxy: differences below the proxy's seed noise "
+                "are not findings; `nas fidelity` measures both.\n")
+    from ..fidelity import describe
+    return f"\nProxy fidelity (`fidelity/fidelity.md`): {describe(json.loads(path.read_text()))}.\n"
 
 
 def _plots(out: Path, df: pd.DataFrame, front: pd.DataFrame, best, objective: Objective) -> None:
