@@ -21,16 +21,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = ("interrupted; progress so far is saved where the command supports resuming "
+               "(re-run the same command to go on)")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one `nas` command; user errors are one line and exit 2, Ctrl-C exits 130."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except Exception as exc:
+        if _caused_by_interrupt(exc):  # a library's clean-up failed while handling Ctrl-C
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
+        raise
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc, seen = exc.__context__ or exc.__cause__, seen + 1
+    return False
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
     except NasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; progress so far is saved where the command supports resuming "
-              "(re-run the same command to go on)", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     except MemoryError:
         print("error: out of memory: the net or batch is too large for this machine; use a "

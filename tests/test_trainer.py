@@ -69,7 +69,7 @@ def test_out_dir_is_never_overwritten_and_resume_checks(tiny_spec, digits, tmp_p
     before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
     with pytest.raises(TrainError, match="already holds a run .* pass --resume"):
         train(tiny_spec, digits, recipe, runtime=CPU, out_dir=tmp_path / "run")
-    with pytest.raises(TrainError, match="holds a run of another spec or recipe"):
+    with pytest.raises(TrainError, match=r"holds a run of another configuration \(recipe differs"):
         train(tiny_spec, digits, recipe.replace(lr=0.05), runtime=CPU, out_dir=tmp_path / "run", resume=True)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
     with pytest.raises(TrainError, match="nothing to resume"):
