@@ -10,6 +10,7 @@ from .errors import NasError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `nas` argument parser with every sub-command registered."""
     from .commands import arch, compare, fidelity, interop, pipeline, scale, search, train
 
     parser = argparse.ArgumentParser(

@@ -30,6 +30,8 @@ class RecipeError(NasError):
 
 @dataclass(frozen=True)
 class Recipe:
+    """Everything that decides what a training run computes (epochs, optimizer, schedule,
+    regularisers, augmentation, precision, seed, data subset, precise BN); validated on creation."""
     name: str = "custom"
     epochs: int = 10
     batch_size: int = 128
@@ -87,16 +89,20 @@ class Recipe:
                 raise RecipeError(f"recipe {self.name!r}: {message}")
 
     def replace(self, **changes: Any) -> "Recipe":
+        """A copy with `changes` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-data form."""
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
+        """The YAML form (what run folders save as recipe.yaml)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "recipe") -> "Recipe":
+        """A recipe from a mapping; unknown keys are refused, naming the allowed ones."""
         if not isinstance(data, Mapping):
             raise RecipeError(f"{where}: a recipe must be a mapping")
         allowed = [f.name for f in dataclasses.fields(cls)]
@@ -107,6 +113,7 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | Path) -> "Recipe":
+        """A recipe from a YAML file (numbers such as 5e-5 read as floats)."""
         path = Path(path)
         return cls.from_dict(read_yaml(path, "recipe file", RecipeError), str(path))
 
@@ -116,6 +123,7 @@ def _num(value: Any) -> bool:
 
 
 def recipe_names() -> list[str]:
+    """Names of the shipped recipes (nas/recipes/*.yaml)."""
     return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
 
 

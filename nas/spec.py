@@ -138,6 +138,7 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class StemSpec:
+    """The stem conv: output channels, kernel, stride, and ResNet's optional max-pool."""
     channels: int
     kernel: int = 3
     stride: int = 2
@@ -152,6 +153,7 @@ class StemSpec:
 
 @dataclass(frozen=True)
 class HeadSpec:
+    """The final 1x1 conv's width (0: none, as in ResNet)."""
     channels: int  # width of the final 1x1 conv; 0 = none (ResNet pools the last stage)
 
     def __post_init__(self) -> None:
@@ -160,6 +162,7 @@ class HeadSpec:
 
 @dataclass(frozen=True)
 class BatchNormSpec:
+    """BatchNorm epsilon and momentum (PyTorch convention) of every layer."""
     eps: float = 1e-3
     momentum: float = 0.01  # PyTorch convention: TF's 0.99 decay is 0.01 here
 
@@ -172,6 +175,8 @@ class BatchNormSpec:
 
 @dataclass(frozen=True)
 class ArchSpec:
+    """One immutable network: resolution, classes, stem, stages, head, activation, dropout,
+    stochastic depth and BatchNorm settings. Built, counted, trained, scaled and saved as is."""
     name: str
     resolution: int
     num_classes: int
@@ -199,6 +204,7 @@ class ArchSpec:
 
     @property
     def blocks(self) -> int:
+        """Total number of blocks over all stages."""
         return sum(s.repeats for s in self.stages)
 
     def arch_string(self) -> str:
@@ -216,10 +222,12 @@ class ArchSpec:
                 + f" in{self.in_channels} cls{self.num_classes}")
 
     def replace(self, **changes: Any) -> "ArchSpec":
+        """A copy with `changes` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
     # ---- plain-data and YAML forms -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, stages as one-line strings."""
         return {
             "name": self.name,
             "resolution": self.resolution,
@@ -236,6 +244,7 @@ class ArchSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ArchSpec":
+        """A spec from a mapping (stages as strings or mappings); one-line errors name the key."""
         _require(isinstance(data, Mapping), f"a spec must be a mapping, got {type(data).__name__}")
         kwargs = _fields_of(cls, data, "spec")
         for key, sub in (("stem", StemSpec), ("head", HeadSpec), ("bn", BatchNormSpec)):
@@ -248,10 +257,12 @@ class ArchSpec:
         return _build(cls, kwargs, "spec")
 
     def to_yaml(self) -> str:
+        """The YAML form."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
     def from_yaml(cls, text: str) -> "ArchSpec":
+        """A spec from YAML text."""
         try:
             data = load_yaml(text)
         except yaml.YAMLError as exc:
@@ -259,6 +270,7 @@ class ArchSpec:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:
+        """Write the YAML form to `path` (parents created); return the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.to_yaml())
@@ -266,6 +278,7 @@ class ArchSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> "ArchSpec":
+        """A spec from a YAML file; errors name the file."""
         path = Path(path)
         try:
             text = path.read_text()

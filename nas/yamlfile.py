@@ -46,6 +46,7 @@ def named_file(name_or_path: str, folder: Path, what: str, error: type[NasError]
 
 
 def read_yaml(path: Path, what: str, error: type[NasError]) -> Any:
+    """A YAML mapping from `path`, with one-line errors of kind `error`."""
     try:
         return load_yaml(path.read_text())
     except OSError as exc:

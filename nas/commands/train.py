@@ -19,6 +19,7 @@ from .options import add
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add `nas train` and `nas eval`."""
     p = sub.add_parser("train", help="train a spec or preset with the shared trainer")
     p.add_argument("spec", metavar="SPEC_OR_PRESET", help="a spec YAML file or a preset name")
     add_data_args(p)
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Run `nas train`."""
     recipe = recipe_from_args(args)
     spec = resolve_spec(args.spec)
     check_data_resolution(args.data_resolution, spec.resolution, spec.name)
@@ -78,6 +80,7 @@ def init_weights_from_args(args: argparse.Namespace, spec, dataset) -> Optional[
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Run `nas eval`."""
     spec, state = load_checkpoint(args.checkpoint)
     if args.dataset is None:  # the run folder knows its data set
         saved = (state.get("fingerprint") or {}).get("data") or {}

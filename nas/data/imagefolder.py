@@ -39,6 +39,8 @@ def _read(folder: Path, classes: list[str], resolution: int) -> tuple[np.ndarray
 
 
 def load(path: Path, resolution: int, val_fraction: float, cache_dir) -> Dataset:
+    """An image-folder data set (PATH/<class>/* or PATH/{train,test}/<class>/*) decoded at
+    `resolution` px and cached; refuses fewer than two classes or an empty class folder."""
     if not path.is_dir():
         raise DataError(f"image folder {path} does not exist; use imagefolder:PATH with "
                         "PATH/<class>/ or PATH/train/<class>/ and PATH/test/<class>/")

@@ -78,13 +78,16 @@ class SearchConfig:
             raise SearchError("--trials and --workers must be at least 1")
 
     def objective_fn(self) -> Objective:
+        """The Objective (reward, hard or pareto) these settings describe."""
         return Objective(self.objective, self.target_macs, self.w, self.w_above)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (what is pinned in search.yaml)."""
         return dataclasses.asdict(self)
 
     @property
     def name(self) -> str:
+        """The study's name in its storage (default: the --out folder name)."""
         return self.study_name or Path(self.out).resolve().name
 
     def plan(self) -> StudyPlan:
@@ -101,6 +104,7 @@ def trained_count(study: optuna.Study) -> tuple[int, int]:
 
 
 def make_sampler(name: str, seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler called `name` (tpe, nsga2 or random), seeded."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":

@@ -19,6 +19,7 @@ COLUMNS = ["number", "state", "status", "baseline", "arch", "macs", "params", "v
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial with the attributes the reports use (trials.csv)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         row = {"number": t.number, "state": t.state.name, **t.user_attrs}
@@ -107,6 +108,7 @@ def cost_card(df: pd.DataFrame, study: optuna.Study) -> dict:
 
 
 def cost_line(cost: dict) -> str:
+    """The search cost card as one line."""
     return (f"search cost: {', '.join(cost['devices']) or '?'}, wall {cost['wall_seconds'] / 60:.1f} min, "
             f"{cost['trials']} trials ({cost['trained']} trained, {cost['pruned']} pruned, "
             f"{cost['rejected']} rejected, {cost['duplicates']} duplicates, {cost['failed']} failed"
@@ -121,6 +123,7 @@ def _interrupted(cost: dict) -> str:
 
 
 def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace) -> dict:
+    """Write trials.csv, pareto.csv, best.yaml, summary.md, plots and cost.json from the study."""
     out = Path(config.out)
     objective = config.objective_fn()
     df = trials_frame(study)

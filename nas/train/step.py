@@ -20,6 +20,8 @@ from .optim import FusedOptimizer, WeightEMA
 
 
 class TrainStep:
+    """Forward, loss, backward, update, EMA and statistics over static device tensors, so the
+    step can be captured in a CUDA graph and replayed; run eagerly on a CPU."""
     def __init__(self, model: nn.Module, optimizer: FusedOptimizer, ema: Optional[WeightEMA],
                  normalize: Normalize, lrs: torch.Tensor, label_smoothing: float,
                  amp_dtype: Optional[torch.dtype], batch_shape: tuple[int, ...],
