@@ -44,6 +44,9 @@ def claim_fidelity(out: Path) -> list[str]:
         return ["- not measured"]
     s = json.loads(path.read_text())
     low, high = s.get("tau_low"), s.get("tau_high")
+    if s.get("proxy_recipe") == s.get("long_recipe"):
+        return [f"- **not measured**: the proxy and the final recipe are both `{s['long_recipe']}`, so the "
+                "rankings agree by construction; give a longer --final-recipe"]
     if low is None or s.get("candidates", 0) < 4:
         verdict = "n too small (fewer than 4 candidates)"
     elif low > 0:
