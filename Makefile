@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= runs/demo
 DEMO_ARGS ?= --space tiny --dataset digits --target-macs 1.5M --trials 12 --recipe demo --grid-closest 3 --phi 1,2 \
-             --seeds 0,1,2 --study-targets 2x --fidelity-top 3 --fidelity-random 3
+             --seeds 0,1,2 --final-recipe proxy --study-targets 2x --fidelity-top 3 --fidelity-random 3
 
 .PHONY: venv test demo clean-demo bench evidence clean
 
