@@ -136,7 +136,8 @@ def top_ops(spec: ArchSpec, batch: int, channels_last: bool, steps: int, top: in
 def write_profile(rows: list[dict], batch: int, steps: int) -> Path:
     lines = ["# CPU profile per block type (training step, 16 px, batch %d)" % batch, "",
              f"`{' '.join([Path(sys.executable).name] + sys.argv)}` — torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads. MACs/s counts forward MACs only.", "",
+             f"{torch.get_num_threads()} threads, {os.cpu_count()} CPU cores, "
+             f"{time.strftime('%Y-%m-%d', time.gmtime())}. MACs/s counts forward MACs only.", "",
              "| net | M MACs | NCHW img/s | channels_last img/s | gain | best G MACs/s | x slower per MAC |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -13,6 +13,8 @@ from nas.fidelity import describe
 from nas.search.report import cost_line
 from nas.stats import REFERENCE
 
+from .study import target_verdicts
+
 
 def claim_references(summary: pd.DataFrame, labels: dict) -> list[str]:
     """Searched base vs each width-matched reference, paired by seed."""
@@ -27,14 +29,15 @@ def claim_references(summary: pd.DataFrame, labels: dict) -> list[str]:
 
 
 def claim_scaling(out: Path) -> list[str]:
-    """The study's compound-vs-single verdict rows, as sentences."""
-    study = out / "study" / "study.md"
-    if not (out / "study" / "study.csv").is_file():
-        return ["- " + (study.read_text().strip() if study.is_file() else "no scaling study")]
-    text = study.read_text().split("## Compound vs single-dimension scaling")[1]
-    rows = [line.strip("|").split("|") for line in text.splitlines() if line.startswith("| ") and "x |" in line]
-    return [f"- at {c[0].strip()}: {c[1].strip()}: **{c[4].strip()}** (Δ {c[2].strip()} pts, {c[3].strip()} seeds)"
-            for c in rows]
+    """The study's compound-vs-single verdicts (from its CSVs), as sentences."""
+    study = out / "study"
+    if not (study / "study.csv").is_file():
+        return ["- " + ((study / "study.md").read_text().strip() if (study / "study.md").is_file()
+                        else "no scaling study")]
+    table, runs = pd.read_csv(study / "study.csv"), pd.read_csv(study / "runs.csv")
+    targets = sorted(set(table.loc[table["strategy"] != "base", "target"]))
+    return [f"- at {row[0]}: {row[1]}: **{row[4]}** (Δ {row[2]} pts, {row[3]} seeds)"
+            for t in targets for row in target_verdicts(table, runs, t)]
 
 
 def claim_fidelity(out: Path) -> list[str]:

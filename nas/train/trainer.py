@@ -87,6 +87,7 @@ class Run:
     fingerprint: dict
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
+    evaluated_at: int = -1            # training step at which eval_model was last refreshed
 
 
 def check_fits(spec: ArchSpec, dataset: Dataset) -> None:
@@ -198,7 +199,12 @@ def run_epoch(run: Run, epoch: int) -> dict:
 
 
 def evaluation_model(run: Run) -> torch.nn.Module:
-    """The weights to evaluate (EMA when kept), with BatchNorm statistics made precise."""
+    """The weights to evaluate (EMA when kept), with BatchNorm statistics made precise; refreshed
+    once per training step count, so validation, checkpoint and test share one refresh."""
+    step = int(run.stepper.step_index)
+    if run.evaluated_at == step:
+        return run.eval_model
+    run.evaluated_at = step
     if run.ema is not None:
         run.ema.copy_to(run.eval_model)
     if run.recipe.precise_bn > 0:
