@@ -25,8 +25,9 @@ from nas.presets import resolve_spec
 from nas.recipe import resolve_recipe
 from nas.rounding import resolution_multiple, round_resolution, scale_spec
 from nas.spec import ArchSpec
-from nas.study import (ProgressLine, Status, StudyPlan, load_for_worker, locked, open_study,
-                       run_workers, set_attrs)
+from nas.study import (ProgressLine, Status, StudyPlan, await_stale, load_for_worker, locked,
+                       open_study, run_workers, set_attrs)
+from nas.study.storage import DEFAULT_HEARTBEAT
 from nas.train import Runtime, TrainError, train
 from nas.train.runtime import resolve_device
 
@@ -63,8 +64,9 @@ class GridConfig:
     resolution_multiple: int = 0    # 0: by the base resolution (2 / 4 / 8 px)
     timeout: Optional[float] = None  # seconds after which no new point starts
     download: bool = False
+    heartbeat: int = DEFAULT_HEARTBEAT  # RDB storages: seconds between a worker's heartbeats
 
-    RESUMABLE = ("workers", "device", "data_dir", "timeout", "download")
+    RESUMABLE = ("workers", "device", "data_dir", "timeout", "download", "heartbeat")
 
     def __post_init__(self) -> None:
         if self.closest is not None and self.closest < 1:
@@ -87,7 +89,7 @@ class GridConfig:
         """Where the grid's study lives and what is pinned (the base network included)."""
         settings = {**self.to_dict(), "base_network": base.canonical_string()}
         return StudyPlan(Path(self.out), self.name, self.storage, settings, self.RESUMABLE,
-                         "grid.yaml", "grid")
+                         "grid.yaml", "grid", self.heartbeat)
 
 
 @dataclass(frozen=True)
@@ -199,11 +201,19 @@ def _stop_when_queue_empty(study: optuna.Study, _trial: Any) -> None:
 def _worker(config: GridConfig, worker: int, log: Callable[[str], None] = print) -> None:
     base = _base(config)
     points = plan_points(base, config)
-    study = load_for_worker(config.plan(base), optuna.samplers.RandomSampler(seed=config.seed + 7919 * worker))
+    plan = config.plan(base)
+    study = load_for_worker(plan, optuna.samplers.RandomSampler(seed=config.seed + 7919 * worker))
     if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         return
-    study.optimize(GridRunner(config, base, points, log), callbacks=[_stop_when_queue_empty],
-                   catch=(TrainError,), timeout=config.timeout)
+    runner = GridRunner(config, base, points, log)
+    deadline = None if config.timeout is None else time.monotonic() + config.timeout
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        study.optimize(runner, callbacks=[_stop_when_queue_empty], catch=(TrainError,), timeout=left)
+        if not await_stale(study, plan):  # a dead worker's point is run here once found stale
+            return
 
 
 def _worker_process(config_dict: dict, worker: int) -> None:

@@ -3,6 +3,10 @@ the block registry (a toy block registered here is searched, built and counted),
 network strings, safe checkpoints and safe file names."""
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -10,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import ROOT
 from nas.blocks import ConvBNAct
 from nas.builder import build
 from nas.counting import analytic_count, fvcore_macs
@@ -20,7 +25,8 @@ from nas.registry import BlockType, Conv, get_block, out_size, register_block, u
 from nas.search.engine import SearchConfig, run_search
 from nas.search.space import load_space
 from nas.spec import ArchSpec, SpecError, StageSpec
-from nas.study import RunLock, Status, StudyError, StudyPlan, open_study, requeue_interrupted
+from nas.study import (RunLock, Status, StudyError, StudyPlan, await_stale, open_study,
+                       requeue_interrupted)
 from nas.train import TrainError, evaluate, evaluate_checkpoint, load_checkpoint, train
 from nas.train.augment import Normalize
 from nas.train.runtime import Runtime
@@ -70,6 +76,49 @@ def test_requeue_fails_running_and_queues_it_once(tmp_path):
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
     assert study.trials[1].user_attrs == {"retry_of": trial.number, "grid_point": 0}
     assert requeue_interrupted(study) == []  # never twice
+
+
+DIE_MID_TRIAL = """
+import os, signal, sys, optuna
+from nas.study.storage import make_storage
+from pathlib import Path
+storage = make_storage(sys.argv[1], Path("."), heartbeat=1)
+study = optuna.load_study(study_name=sys.argv[2], storage=storage)
+def objective(trial):
+    trial.suggest_int("x", 0, 3)
+    os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-trial; its heartbeats stop
+study.optimize(objective, n_trials=1)
+"""
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks trials by hand
+def test_rdb_study_requeues_a_dead_workers_trial_by_its_heartbeat(tmp_path, postgres_url):
+    plan = StudyPlan(tmp_path, "heartbeat-core", postgres_url, {"a": 1}, (), "s.yaml", "test",
+                     heartbeat=1)
+    study = open_study(plan, ["maximize"], log=lambda _: None)
+    study.enqueue_trial({"x": 2}, user_attrs={"grid_point": 2})
+    worker = subprocess.run([sys.executable, "-c", DIE_MID_TRIAL, postgres_url, plan.name],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
+    assert worker.returncode == -signal.SIGKILL
+    stopped = study.ask()  # a Ctrl-C'd trial: FAIL without our status attribute
+    study.tell(stopped.number, state=optuna.trial.TrialState.FAIL)
+    said = []
+    study = open_study(plan, ["maximize"], log=said.append)  # joined within the grace period
+    states = [t.state for t in study.trials]
+    assert states[0] == optuna.trial.TrialState.RUNNING  # may be a live worker: left alone
+    assert said == ["1 trial(s) running elsewhere (#0); one whose worker died is re-queued 4 s after "
+                    "its last heartbeat", "re-queued interrupted trial(s) #1"]
+    started = time.monotonic()
+    assert await_stale(study, plan, poll=0.2)  # found stale by a live worker, queued again
+    assert 2 < time.monotonic() - started < 15
+    retry = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING
+             and 0 in t.system_attrs.get("retry_history", ())]
+    assert len(retry) == 1 and retry[0].params == {"x": 2} and retry[0].user_attrs["grid_point"] == 2
+    said.clear()
+    open_study(plan, ["maximize"], log=said.append)
+    assert said == []  # nothing queued twice
+    study.optimize(lambda t: t.suggest_int("x", 0, 3), n_trials=2)  # the two queued trials
+    assert not await_stale(study, plan, poll=0.2)  # nothing runs or waits any more
 
 
 def test_status_values_and_spent_training():

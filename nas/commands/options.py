@@ -118,6 +118,9 @@ OPTIONS: dict[str, Opt] = {
     "study_name": _opt("--study-name", help="study name in a shared storage (default: the --out folder name)"),
     "workers": _opt("--workers", type=POSITIVE_INT, default=1,
                     help="worker processes (one per GPU when there are several; default 1)"),
+    "heartbeat": _opt("--heartbeat", type=POSITIVE_INT, default=30,
+                      help="RDB storages: seconds between a worker's heartbeats; a trial silent for 4 "
+                           "heartbeats is from a dead worker and is re-queued (default 30)"),
     "timeout": _opt("--timeout", type=POSITIVE,
                     help="start no new trial after this many seconds; outputs are written, re-run to go on"),
     # search

@@ -14,7 +14,7 @@ from .options import add, config_from
 
 GRID = ("base", "dataset", "data_dir", "val_fraction", "download", "step", "tolerance", "nominal_window",
         "closest", "alpha_max", "beta_max", "gamma_max", "recipe", "seed", "storage", "study_name",
-        "workers", "device", "resolution_multiple", "timeout", "out")
+        "heartbeat", "workers", "device", "resolution_multiple", "timeout", "out")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -25,6 +25,7 @@ from ..recipe import resolve_recipe
 from ..study import (ProgressLine, Status, StudyPlan, count_statuses, finished_with,
                      load_for_worker, locked, open_study, run_workers, set_attrs)
 from ..study.rundir import SearchError
+from ..study.storage import DEFAULT_HEARTBEAT
 from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
 from .objectives import Objective
@@ -65,9 +66,10 @@ class SearchConfig:
     latency_batch: int = 1
     timeout: Optional[float] = None  # seconds after which no new trial starts
     download: bool = False
+    heartbeat: int = DEFAULT_HEARTBEAT  # RDB storages: seconds between a worker's heartbeats
 
     # settings that may change between runs of the same search (the rest may not)
-    RESUMABLE = ("trials", "workers", "device", "data_dir", "timeout", "download")
+    RESUMABLE = ("trials", "workers", "device", "data_dir", "timeout", "download", "heartbeat")
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -93,7 +95,7 @@ class SearchConfig:
     def plan(self) -> StudyPlan:
         """Where the study lives and what is pinned (the shared study core's view)."""
         return StudyPlan(Path(self.out), self.name, self.storage, self.to_dict(), self.RESUMABLE,
-                         "search.yaml", "search")
+                         "search.yaml", "search", self.heartbeat)
 
 
 def trained_count(study: optuna.Study) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from ..study.storage import retried_numbers
 from ..tables import markdown_table
 from .engine import TRAINED, SearchConfig
 from .objectives import Objective
@@ -23,6 +24,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     rows = []
     for t in study.get_trials(deepcopy=False):
         row = {"number": t.number, "state": t.state.name, **t.user_attrs}
+        if t.system_attrs.get("retry_history"):  # queued again by Optuna after a stale heartbeat
+            row["retry_of"] = t.system_attrs["retry_history"][-1]
         rows.append({c: row.get(c) for c in COLUMNS})
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -69,11 +72,10 @@ def busy_seconds(intervals: list[tuple]) -> float:
 
 
 def interrupted_numbers(study: optuna.Study) -> set[int]:
-    """FAIL trials that were queued again (a later trial's retry_of, or Optuna's failed_trial
-    after a stale heartbeat on an RDB storage): interrupted, not failed."""
+    """FAIL trials that were queued again (a later trial's retry_of, or Optuna's retry after a
+    stale heartbeat on an RDB storage): interrupted, not failed."""
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials} | {t.system_attrs.get("failed_trial")
-                                                                for t in trials}
+    retried = retried_numbers(trials)
     return {t.number for t in trials if t.state == TrialState.FAIL and t.number in retried}
 
 

@@ -18,7 +18,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..progress import fmt_seconds
 from .rundir import RunLock, StudyError, pin_settings, spawn_workers
-from .storage import is_file_storage, make_storage, requeue_interrupted
+from .storage import (DEFAULT_HEARTBEAT, grace_seconds, is_file_storage, make_storage, recover_stale,
+                      requeue_interrupted, running_numbers)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own trial lines say more
 
@@ -52,6 +53,7 @@ class StudyPlan:
         resumable: keys of `settings` that may differ when the run is resumed.
         settings_file: file name of the pinned settings inside `out`.
         what: the kind of run, for messages ("search", "grid", ...).
+        heartbeat: RDB storages only: seconds between a worker's heartbeats (see make_storage).
     """
 
     out: Path
@@ -61,6 +63,11 @@ class StudyPlan:
     resumable: tuple[str, ...]
     settings_file: str
     what: str
+    heartbeat: int = DEFAULT_HEARTBEAT
+
+    def storage_object(self) -> optuna.storages.BaseStorage:
+        """The Optuna storage this study lives in."""
+        return make_storage(self.storage, self.out, self.heartbeat)
 
     def pinned(self) -> dict:
         """The settings that must not change between runs (all but the `resumable` keys)."""
@@ -86,7 +93,9 @@ def locked(plan: StudyPlan) -> Iterator[None]:
 def open_study(plan: StudyPlan, directions: Sequence[str], log: Callable[[str], None] = print
                ) -> optuna.Study:
     """Pin the settings, create or load the study, check a joined study's own settings, and
-    re-queue trials a killed run left behind (file storages: the lock makes that safe).
+    re-queue trials a killed run left behind: on a file storage every unfinished one (the lock
+    says no one else runs); on an RDB storage those whose heartbeat stopped, since workers on
+    other machines may still be running theirs.
 
     Args:
         plan: the study and its settings.
@@ -94,15 +103,44 @@ def open_study(plan: StudyPlan, directions: Sequence[str], log: Callable[[str], 
         log: where the re-queue message goes.
     """
     pin_settings(plan.out, plan.settings_file, plan.settings, plan.resumable, plan.what)
-    storage = make_storage(plan.storage, plan.out)
-    study = optuna.create_study(study_name=plan.name, storage=storage, load_if_exists=True,
-                                directions=list(directions))
+    study = optuna.create_study(study_name=plan.name, storage=plan.storage_object(),
+                                load_if_exists=True, directions=list(directions))
     _check_study_settings(study, plan)
     if is_file_storage(plan.storage):
         requeued = requeue_interrupted(study)
-        if requeued:
-            log(f"re-queued interrupted trial(s) {', '.join(f'#{n}' for n in requeued)}")
+    else:
+        requeued = recover_stale(study) + requeue_interrupted(study, fail_running=False)
+        running = running_numbers(study)
+        if running:
+            log(f"{len(running)} trial(s) running elsewhere ({_numbers(running)}); one whose worker "
+                f"died is re-queued {grace_seconds(plan.heartbeat)} s after its last heartbeat")
+    if requeued:
+        log(f"re-queued interrupted trial(s) {_numbers(requeued)}")
     return study
+
+
+def _numbers(numbers: Sequence[int]) -> str:
+    return ", ".join(f"#{n}" for n in numbers)
+
+
+def await_stale(study: optuna.Study, plan: StudyPlan, poll: Optional[float] = None) -> bool:
+    """After a worker's queue ran dry: wait while other workers' trials run on an RDB storage,
+    and return True as soon as one of them is found stale (its worker died) and is queued
+    again, so the caller runs the queue once more. False when nothing runs any more, and at
+    once on a file storage (there the resumed run re-queues a dead worker's trials).
+
+    Args:
+        study: the study as this worker sees it.
+        plan: the study's plan (storage kind and heartbeat).
+        poll: seconds between checks (default: one heartbeat).
+    """
+    if is_file_storage(plan.storage):
+        return False
+    while running_numbers(study):
+        if recover_stale(study):
+            return True
+        time.sleep(plan.heartbeat if poll is None else poll)
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def _check_study_settings(study: optuna.Study, plan: StudyPlan) -> None:
@@ -129,7 +167,7 @@ def load_for_worker(plan: StudyPlan, sampler: optuna.samplers.BaseSampler,
         sampler: the worker's sampler.
         pruner: the worker's pruner (None: Optuna's default).
     """
-    return optuna.load_study(study_name=plan.name, storage=make_storage(plan.storage, plan.out),
+    return optuna.load_study(study_name=plan.name, storage=plan.storage_object(),
                              sampler=sampler, pruner=pruner)
 
 

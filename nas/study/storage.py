@@ -13,6 +13,9 @@ from optuna.trial import TrialState
 from .rundir import StudyError
 
 DEFAULT_JOURNAL = "study.journal"
+DEFAULT_HEARTBEAT = 30  # seconds between an RDB worker's heartbeats
+GRACE_HEARTBEATS = 4    # a running trial silent for this many heartbeats is from a dead worker
+CARRIED_ATTRS = ("baseline", "grid_point")  # what a re-queued trial keeps of the interrupted one
 
 
 def is_file_storage(url: Optional[str]) -> bool:
@@ -20,10 +23,23 @@ def is_file_storage(url: Optional[str]) -> bool:
     return url is None or "://" not in url
 
 
-def make_storage(url: Optional[str], out: Path) -> optuna.storages.BaseStorage:
-    """None: a journal file in the run directory (no server). A path: a journal file there.
-    An RDB URL (postgresql+psycopg://..., sqlite:///...): Optuna's RDBStorage with heartbeats,
-    so trials of a dead worker are failed and re-queued by the live ones."""
+def grace_seconds(heartbeat: int) -> int:
+    """How long an RDB trial may go without a heartbeat before it counts as a dead worker's."""
+    return GRACE_HEARTBEATS * heartbeat
+
+
+def make_storage(url: Optional[str], out: Path, heartbeat: int = DEFAULT_HEARTBEAT
+                 ) -> optuna.storages.BaseStorage:
+    """The storage a study lives in.
+
+    Args:
+        url: None (a journal file in `out`, no server), a journal path, or an RDB URL
+            (postgresql+psycopg://..., sqlite:///...).
+        out: the run folder.
+        heartbeat: RDB only: seconds between a worker's heartbeats. A trial silent for
+            `grace_seconds(heartbeat)` is failed and queued again by a live worker, so a dead
+            worker's trial is re-run while the others go on.
+    """
     if is_file_storage(url):
         path = out / DEFAULT_JOURNAL if url is None else Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,25 +47,40 @@ def make_storage(url: Optional[str], out: Path) -> optuna.storages.BaseStorage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, heartbeat_interval=30, grace_period=120,
+            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace_seconds(heartbeat),
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
     except Exception as exc:  # SQLAlchemy raises many kinds on a bad URL or a dead server
         raise StudyError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from exc
 
 
-def requeue_interrupted(study: optuna.Study, carry: tuple[str, ...] = ("baseline", "grid_point")
-                        ) -> list[int]:
-    """Fail trials a killed run left RUNNING, and queue the interrupted ones again.
+def retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Numbers of trials already queued again: by us (``retry_of``) or by Optuna after a stale
+    heartbeat (``retry_history``)."""
+    numbers = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        numbers.update(t.system_attrs.get("retry_history", ()))
+    return numbers - {None}
 
-    Only safe while no other worker uses the study (the run lock guarantees it for
-    file storages). A trial counts as interrupted when it ended without the status
-    our objective always records (Ctrl-C, SIGKILL, power loss), and is re-queued once.
+
+def requeue_interrupted(study: optuna.Study, carry: tuple[str, ...] = CARRIED_ATTRS,
+                        fail_running: bool = True) -> list[int]:
+    """Queue again the trials an interrupted run left behind; return their numbers.
+
+    A trial counts as interrupted when it ended without the status our objective always
+    records (Ctrl-C, SIGKILL, power loss); each is re-queued once.
+
+    Args:
+        study: the study to repair.
+        carry: user attributes the new trial keeps.
+        fail_running: also fail and re-queue RUNNING trials. Only safe while no other worker
+            uses the study: the run lock guarantees it for file storages. On an RDB storage
+            pass False and let `recover_stale` find the dead workers' trials by heartbeat.
     """
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = retried_numbers(trials)
     requeued = []
     for t in trials:
-        if t.state == TrialState.RUNNING:
+        if t.state == TrialState.RUNNING and fail_running:
             study.tell(t.number, state=TrialState.FAIL)
         elif not (t.state == TrialState.FAIL and "status" not in t.user_attrs):
             continue
@@ -59,3 +90,20 @@ def requeue_interrupted(study: optuna.Study, carry: tuple[str, ...] = ("baseline
         study.enqueue_trial(dict(t.params), user_attrs=attrs)
         requeued.append(t.number)
     return requeued
+
+
+def recover_stale(study: optuna.Study) -> list[int]:
+    """RDB storages: fail the running trials whose heartbeat stopped more than the grace period
+    ago (their worker died) and queue them again; return their numbers. Safe beside live
+    workers, on any machine. A no-op on storages without heartbeats."""
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    return sorted(after - before)
+
+
+def running_numbers(study: optuna.Study) -> list[int]:
+    """Numbers of the trials running now (in live workers, or in dead ones not yet found stale)."""
+    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
