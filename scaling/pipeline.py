@@ -21,10 +21,12 @@ import pandas as pd
 
 from nas.compare import compare
 from nas.data import load_dataset
-from nas.fidelity import FidelityPlan, run_fidelity
+from nas.errors import NasError
+from nas.fidelity import FidelityPlan, check_fidelity, fidelity_inputs, run_fidelity
+from nas.preflight import check_before_training, check_nets_data_resolution, native_notes
 from nas.presets import resolve_spec
-from nas.recipe import resolve_recipe
-from nas.search.engine import SearchConfig, run_search
+from nas.recipe import Recipe, resolve_recipe
+from nas.search.engine import SearchConfig, check_search, run_search
 from nas.search.report import cost_line, write_outputs
 from nas.search.space import load_space
 from nas.spec import ArchSpec
@@ -34,10 +36,10 @@ from nas.train import Runtime
 
 from .coefficients import Coefficients
 from .emit import emit_compound, write_emission
-from .grid import GridConfig, run_grid
+from .grid import GridConfig, plan_points, run_grid
 from .grid_report import write_grid_outputs
 from .single import match_to_macs
-from .study import run_study
+from .study import plan_study, run_study
 
 STEPS = ("search", "grid", "emit", "train", "study", "fidelity", "report")
 
@@ -92,9 +94,19 @@ class Pipeline:
     """Runs the steps in order, each once; `run()` returns the report's path."""
 
     def __init__(self, config: PipelineConfig, log: Callable[[str], None] = print) -> None:
-        self.config, self.log = config, log
+        self.config, self._print = config, log
         self.out = Path(config.out)
         self.state_file = self.out / "pipeline.json"
+        self._warned: set[str] = set()
+
+    def log(self, line: str) -> None:
+        """Print a progress line; each distinct warning only once per run (several steps
+        train nets at the same input size and would repeat its data warning)."""
+        if line.startswith("warning: "):
+            if line in self._warned:
+                return
+            self._warned.add(line)
+        self._print(line)
 
     def _state(self) -> dict:
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {"done": []}
@@ -106,6 +118,7 @@ class Pipeline:
 
     def run(self) -> Path:
         """Run every step not done yet, in order; return the report's path."""
+        self.check_start()
         with RunLock(self.out):
             pin_settings(self.out, "pipeline.yaml", self.config.to_dict(), PipelineConfig.RESUMABLE,
                          "pipeline run")
@@ -118,6 +131,16 @@ class Pipeline:
                 getattr(self, f"_{step}")()
                 self._mark(step)
         return self.out / "report.md"
+
+    def check_start(self) -> None:
+        """What can be checked before the lock: the search's refusals (the space's input against
+        --data-resolution, its baselines' memory) and the data warning at the space's input.
+        Nets made later (grid points, the scaled family, the study) are checked in their steps."""
+        config = self._search_config()
+        space = load_space(config.space)
+        check_search(config, space)
+        for note in native_notes(self.dataset, [space.base]):
+            self.log(note)
 
     # ---- configs and shared pieces -------------------------------------------------
     def _search_config(self) -> SearchConfig:
@@ -157,6 +180,14 @@ class Pipeline:
     def _runtime(self) -> Runtime:
         return Runtime(device=self.config.device, quiet=True)
 
+    def _check(self, nets: list[ArchSpec], recipe: Recipe, data_resolution: Optional[int]) -> None:
+        """nas.preflight's checks for the nets one step trains; warnings go to the log."""
+        try:
+            check_nets_data_resolution(data_resolution, nets)
+        except NasError as exc:  # the usual fix, another --data-resolution, needs a new run
+            raise NasError(f"{exc}; the pipeline pins --data-resolution, so re-run into a new --out") from None
+        check_before_training(nets, self.dataset, recipe, self.config.device, data_resolution, self.log)
+
     # ---- steps ---------------------------------------------------------------------
     def _search(self) -> None:
         config = self._search_config()
@@ -167,6 +198,9 @@ class Pipeline:
 
     def _grid(self) -> None:
         config = self._grid_config()
+        base = resolve_spec(config.base)
+        # the grid decodes its data at the base's resolution (it takes no --data-resolution)
+        self._check([p.spec for p in plan_points(base, config)], resolve_recipe(config.recipe), None)
         chosen = write_grid_outputs(run_grid(config, self.log), config)
         if chosen is None:
             raise SearchError("the grid trained no point; see grid/grid.csv")
@@ -203,6 +237,7 @@ class Pipeline:
 
     def _train(self) -> None:
         models, _ = self.models()
+        self._check([spec for _, spec in models], self._final_recipe(), self.config.data_resolution)
         runs = compare(models, self.dataset, self._final_recipe(), self.out / "train", seeds=self.config.seeds,
                        runtime=self._runtime(), log=self.log)
         runs.to_csv(self.out / "train" / "runs.csv", index=False)
@@ -213,15 +248,19 @@ class Pipeline:
         if not self.config.targets:
             (out / "study.md").write_text("No scaling study: no phi > 0 was emitted.\n")
             return
-        run_study(self.base_spec(), self.coefficients(), self.config.targets, self.dataset, self._final_recipe(),
-                  out, self.config.seeds, self._runtime(), self.log, self.config.resolution_multiple)
+        nets = plan_study(self.base_spec(), self.coefficients(), self.config.targets,
+                          self.config.resolution_multiple)
+        self._check([n.spec for n in nets], self._final_recipe(), self.config.data_resolution)
+        run_study(nets, self.dataset, self._final_recipe(), out, self.config.seeds, self._runtime(), self.log)
 
     def _fidelity(self) -> None:
         plan = FidelityPlan(top=self.config.fidelity_top, random=self.config.fidelity_random,
                             recipe=self.config.final_recipe or self.config.recipe, seeds=(self.config.seeds[0],),
                             noise_seeds=min(3, len(self.config.seeds)) if len(self.config.seeds) > 1 else 0,
                             seed=self.config.seed)
-        run_fidelity(self.out / "search", plan, self.out / "fidelity", self._runtime(), self.log)
+        inputs = fidelity_inputs(self.out / "search", plan)
+        check_fidelity(inputs, plan, self.config.device, self.log)
+        run_fidelity(inputs, plan, self.out / "fidelity", self._runtime(), self.log)
 
     def _report(self) -> None:
         from .pipeline_report import write_report
