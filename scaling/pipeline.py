@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pandas as pd
+import yaml
+from optuna.trial import TrialState
 
 from nas.compare import compare
 from nas.data import load_dataset
@@ -26,7 +28,7 @@ from nas.fidelity import FidelityPlan, check_fidelity, fidelity_inputs, run_fide
 from nas.preflight import check_before_training, check_nets_data_resolution, native_notes
 from nas.presets import resolve_spec
 from nas.recipe import Recipe, resolve_recipe
-from nas.search.engine import SearchConfig, check_search, run_search
+from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, run_search, trained_count
 from nas.search.report import cost_line, write_outputs
 from nas.search.space import load_space
 from nas.spec import ArchSpec
@@ -70,12 +72,16 @@ class PipelineConfig:
     fidelity_random: int = 3
     train_scaled: bool = True   # train the emitted family in the final comparison
     data_resolution: Optional[int] = None
+    val_fraction: float = 0.1
+    pruner: str = "median"
+    storage: Optional[str] = None   # one Optuna storage for the search and grid studies
+    timeout: Optional[float] = None  # per search/grid step: no new trial starts after it
     device: str = "auto"
     data_dir: Optional[str] = None
     workers: int = 1
     download: bool = False
 
-    RESUMABLE = ("device", "data_dir", "workers", "download")
+    RESUMABLE = ("device", "data_dir", "workers", "download", "timeout")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (what is pinned in pipeline.yaml)."""
@@ -83,6 +89,20 @@ class PipelineConfig:
         for key in ("phis", "seeds", "study_targets"):
             d[key] = list(d[key])
         return d
+
+    def resumable_in(self, saved: dict) -> tuple[str, ...]:
+        """RESUMABLE, plus the settings an earlier pipeline.yaml (`saved`) predates that are at
+        their defaults here: a run made before an option existed resumes with it left out."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        new = self.to_dict()
+        added = tuple(k for k in new if saved and k not in saved and new[k] == defaults[k])
+        return self.RESUMABLE + added
+
+    def study_name(self, step: str) -> Optional[str]:
+        """The name of the search or grid study in a shared --storage: unique to this pipeline
+        (its folder name), so pipelines sharing one storage never collide. Without --storage
+        each study has its own journal file and keeps its default name."""
+        return None if self.storage is None else f"{Path(self.out).resolve().name}-{step}"
 
     @property
     def targets(self) -> list[float]:
@@ -116,19 +136,25 @@ class Pipeline:
         state["done"] = sorted(set(state["done"]) | {step}, key=STEPS.index)
         self.state_file.write_text(json.dumps(state, indent=2))
 
-    def run(self) -> Path:
-        """Run every step not done yet, in order; return the report's path."""
+    def run(self) -> Optional[Path]:
+        """Run every step not done yet, in order; return the report's path, or None when the
+        search or grid step stopped at --timeout (re-running goes on from there)."""
         self.check_start()
         with RunLock(self.out):
-            pin_settings(self.out, "pipeline.yaml", self.config.to_dict(), PipelineConfig.RESUMABLE,
-                         "pipeline run")
+            saved = self.out / "pipeline.yaml"
+            before = (yaml.safe_load(saved.read_text()) or {}) if saved.is_file() else {}
+            pin_settings(self.out, "pipeline.yaml", self.config.to_dict(),
+                         self.config.resumable_in(before), "pipeline run")
             done = set(self._state()["done"])
             for i, step in enumerate(STEPS, 1):
                 if step in done:
                     self.log(f"[{i}/{len(STEPS)}] {step}: done earlier, skipped")
                     continue
                 self.log(f"[{i}/{len(STEPS)}] {step}")
-                getattr(self, f"_{step}")()
+                stopped = getattr(self, f"_{step}")()
+                if stopped:
+                    self.log(f"[{i}/{len(STEPS)}] {step}: {stopped}; re-run the same command to go on")
+                    return None
                 self._mark(step)
         return self.out / "report.md"
 
@@ -147,17 +173,21 @@ class Pipeline:
         c = self.config
         return SearchConfig(space=c.space, dataset=c.dataset, target_macs=c.target_macs,
                             out=str(self.out / "search"), objective=c.objective, trials=c.trials,
-                            sampler=c.sampler, seed=c.seed, recipe=c.recipe, device=c.device,
+                            sampler=c.sampler, pruner=c.pruner, seed=c.seed, recipe=c.recipe,
+                            storage=c.storage, study_name=c.study_name("search"), device=c.device,
                             data_dir=c.data_dir, workers=c.workers, download=c.download,
-                            data_resolution=c.data_resolution)
+                            data_resolution=c.data_resolution, val_fraction=c.val_fraction,
+                            timeout=c.timeout)
 
     def _grid_config(self) -> GridConfig:
         c = self.config
         return GridConfig(base=str(self.out / "search" / "best.yaml"), dataset=c.dataset,
                           out=str(self.out / "grid"), step=c.grid_step, tolerance=c.grid_tolerance,
                           closest=c.grid_closest, recipe=c.recipe, seed=c.seed, device=c.device,
-                          data_dir=c.data_dir, workers=c.workers, seeds=c.grid_seeds,
-                          resolution_multiple=c.resolution_multiple, download=c.download)
+                          storage=c.storage, study_name=c.study_name("grid"), data_dir=c.data_dir,
+                          workers=c.workers, seeds=c.grid_seeds, val_fraction=c.val_fraction,
+                          resolution_multiple=c.resolution_multiple, timeout=c.timeout,
+                          download=c.download)
 
     def base_spec(self) -> ArchSpec:
         """The searched base (search/best.yaml), named `searched`."""
@@ -172,7 +202,8 @@ class Pipeline:
         """The data set, loaded once per pipeline run."""
         space = load_space(self.config.space)
         return load_dataset(self.config.dataset, data_dir=self.config.data_dir, download=self.config.download,
-                            resolution=self.config.data_resolution or space.base.resolution)
+                            resolution=self.config.data_resolution or space.base.resolution,
+                            val_fraction=self.config.val_fraction)
 
     def _final_recipe(self):
         return resolve_recipe(self.config.final_recipe or self.config.recipe)
@@ -189,24 +220,34 @@ class Pipeline:
         check_before_training(nets, self.dataset, recipe, self.config.device, data_resolution, self.log)
 
     # ---- steps ---------------------------------------------------------------------
-    def _search(self) -> None:
+    def _search(self) -> Optional[str]:
         config = self._search_config()
-        summary = write_outputs(run_search(config, self.log), config, load_space(config.space))
+        study = run_search(config, self.log)
+        summary = write_outputs(study, config, load_space(config.space))
+        trained, other = trained_count(study)
+        if trained < config.trials and other < NON_TRAINING_CAP * config.trials:
+            return f"stopped at --timeout with {trained}/{config.trials} candidates trained"
         if summary["best"] is None:
             raise SearchError("the search trained no candidate to the end; raise --trials")
         self.log(cost_line(summary["cost"]))
+        return None
 
-    def _grid(self) -> None:
+    def _grid(self) -> Optional[str]:
         config = self._grid_config()
         base = resolve_spec(config.base)
         # the grid decodes its data at the base's resolution (it takes no --data-resolution)
         self._check([p.spec for p in plan_points(base, config)], resolve_recipe(config.recipe), None)
-        chosen = write_grid_outputs(run_grid(config, self.log), config)
+        study = run_grid(config, self.log)
+        chosen = write_grid_outputs(study, config)
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        if waiting:
+            return f"stopped at --timeout with {waiting} grid point(s) left"
         if chosen is None:
             raise SearchError("the grid trained no point; see grid/grid.csv")
         self.log(f"chosen coefficients alpha {chosen['alpha']}, beta {chosen['beta']}, gamma "
                  f"{chosen['gamma']} (val {chosen['val_acc'] * 100:.2f}%, realised MACs ratio "
                  f"{chosen['realised_ratio']}; vs runner-up: {chosen['vs_runner_up']['verdict']})")
+        return None
 
     def _emit(self) -> None:
         c = self.coefficients()
