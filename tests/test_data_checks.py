@@ -125,6 +125,22 @@ def test_pipeline_refuses_data_below_the_space_before_its_lock_and_warns_once(tm
     assert not fresh.exists()
 
 
+def test_a_pipeline_step_refuses_data_below_its_grown_nets_naming_a_new_out(tmp_path, tiny_spec):
+    """The later steps train nets made on the way (here a 24 px one next to the 16 px base);
+    they use the same check, and since --data-resolution is pinned the fix is a new --out."""
+    from nas.errors import NasError
+    from nas.recipe import resolve_recipe
+    from scaling.pipeline import Pipeline, PipelineConfig
+
+    config = PipelineConfig(space="tiny", dataset="digits", target_macs=1_500_000, out=str(tmp_path / "p"),
+                            data_resolution=16, device="cpu")
+    grown = tiny_spec.replace(name="tiny-resolution2x", resolution=24)
+    with pytest.raises(NasError, match=r"below tiny-resolution2x's 24 px input.*pass --data-resolution 24 "
+                                       r"or more.*re-run into a new --out"):
+        Pipeline(config)._check([tiny_spec, grown], resolve_recipe("smoke"), config.data_resolution)
+    assert not (tmp_path / "p").exists()
+
+
 # nas fidelity -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
