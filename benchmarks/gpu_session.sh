@@ -83,7 +83,7 @@ print(max(1, min(40, int(0.85 * $FULL_S * ips / 50000))) if ips else 40)")
       phase scaled "$SCALED_S" $NAS compare "$RUNS"/scaled-cifar/*.yaml --dataset cifar10 \
         --data-dir "$DATA" --recipe "$PROXY" $EXTRA --out "$RUNS/compare-scaled" ;;
     evidence)  # the CPU evidence command, unchanged, at 32 px on the GPU
-      phase evidence "${EVIDENCE_S:-420}" env PY=python3 DATASET=cifar10 DATA_DIR="$DATA" SPACE=$SPACE RES=32 \
+      phase evidence "${EVIDENCE_S:-420}" env PY=python3 DATASET=cifar10 DATA_DIR="$DATA" SPACE=$SPACE \
         TARGET="${EVIDENCE_TARGET:-60M}" TRIALS="${EVIDENCE_TRIALS:-20}" PROXY="$FAST" FINAL="${EVIDENCE_FINAL:-$PROXY}" \
         SEEDS=0,1,2 DEVICE=cuda OUT="$RUNS/evidence-32" DRY_RUN="${DRY_RUN:-0}" bash benchmarks/evidence_cpu.sh ;;
     workers)  # trained candidates per hour with 1 and 4 worker processes sharing the GPU

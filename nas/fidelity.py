@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import numpy as np
 import optuna
@@ -18,8 +18,9 @@ import pandas as pd
 import yaml
 
 from .compare import compare
-from .data import load_dataset
+from .data import Dataset, load_dataset
 from .errors import NasError
+from .preflight import check_before_training, check_memory_of, to_stderr, training_batch
 from .recipe import Recipe, resolve_recipe
 from .search.engine import SearchConfig
 from .search.report import trials_frame
@@ -76,11 +77,28 @@ def pick_candidates(study: optuna.Study, plan: FidelityPlan) -> pd.DataFrame:
     return pd.concat([top.assign(picked="top"), picked.assign(picked="random")])
 
 
-def run_fidelity(search_dir: Path, plan: FidelityPlan, out: Optional[Path] = None,
-                 runtime: Runtime = Runtime(quiet=True), log: Callable[[str], None] = print) -> dict:
-    """Retrain, rank, and write fidelity.csv/.md/.png/.json into `out` (default SEARCH_DIR/fidelity)."""
+@dataclass(frozen=True)
+class FidelityInputs:
+    """What a fidelity run retrains, read from a finished search before anything is written.
+
+    Args:
+        search_dir: the search's run folder.
+        config: the search's settings (its data set, proxy recipe, ...).
+        dataset: the search's data set, loaded as the search loaded it.
+        candidates: the picked trials (`pick_candidates`).
+        models: (name, spec) of each picked candidate, in the candidates' order.
+    """
+
+    search_dir: Path
+    config: SearchConfig
+    dataset: Dataset
+    candidates: pd.DataFrame
+    models: list[tuple[str, ArchSpec]]
+
+
+def fidelity_inputs(search_dir: Path, plan: FidelityPlan) -> FidelityInputs:
+    """Load a finished search, its data set and the candidates `plan` picks (nothing is written)."""
     config, study = load_search(search_dir)
-    out = out or search_dir / "fidelity"
     space = load_space(config.space)
     dataset = load_dataset(config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction,
                            resolution=config.data_resolution or space.base.resolution)
@@ -89,13 +107,33 @@ def run_fidelity(search_dir: Path, plan: FidelityPlan, out: Optional[Path] = Non
     models = [(f"t{int(r['number'])}", space.to_spec(study.trials[int(r["number"])].params, classes,
                                                     name=f"t{int(r['number'])}"))
               for _, r in candidates.iterrows()]
+    return FidelityInputs(search_dir, config, dataset, candidates, models)
+
+
+def check_fidelity(inputs: FidelityInputs, plan: FidelityPlan, device: str,
+                   warn: Callable[[str], None] = to_stderr) -> None:
+    """The checks before retraining (nas.preflight): every candidate under the long recipe's
+    batch, and the proxy's best under the proxy's batch when its seed noise is measured."""
+    specs = [spec for _, spec in inputs.models]
+    check_before_training(specs, inputs.dataset, resolve_recipe(plan.recipe), device,
+                          inputs.config.data_resolution, warn)
+    if plan.noise_seeds >= 2:
+        proxy = resolve_recipe(inputs.config.recipe)
+        check_memory_of(specs[:1], training_batch(proxy, inputs.dataset), device)
+
+
+def run_fidelity(inputs: FidelityInputs, plan: FidelityPlan, out: Optional[Path] = None,
+                 runtime: Runtime = Runtime(quiet=True), log: Callable[[str], None] = print) -> dict:
+    """Retrain, rank, and write fidelity.csv/.md/.png/.json into `out` (default SEARCH_DIR/fidelity)."""
+    out = out or inputs.search_dir / "fidelity"
+    config, dataset, models = inputs.config, inputs.dataset, inputs.models
     long_recipe = resolve_recipe(plan.recipe)
     metric = "val_acc" if long_recipe.train_split == "train" else "test_acc"
     long_runs = compare(models, dataset, long_recipe, out / "long", plan.seeds, runtime, log)
     noise = proxy_noise(models[0], dataset, resolve_recipe(config.recipe), plan.noise_seeds, out, runtime, log)
-    table = fidelity_table(candidates, long_runs, metric)
+    table = fidelity_table(inputs.candidates, long_runs, metric)
     agreement = rank_agreement(table["proxy_val_acc"], table["long_acc"])
-    summary = {"search": str(search_dir), "proxy_recipe": config.recipe, "long_recipe": long_recipe.name,
+    summary = {"search": str(inputs.search_dir), "proxy_recipe": config.recipe, "long_recipe": long_recipe.name,
                "long_metric": metric, "candidates": len(table), "seeds": list(plan.seeds),
                **agreement.to_dict(), "proxy_seed_sd_pts": noise}
     write_fidelity(out, table, summary)
@@ -173,10 +211,3 @@ def plot_fidelity(path: Path, table: pd.DataFrame, summary: dict) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def fidelity_from_args(search_dir: str, top: int, random: int, recipe: str, seeds: Sequence[int],
-                       noise_seeds: int, out: Optional[str], device: str) -> dict:
-    """The `nas fidelity` command's work, for the CLI."""
-    plan = FidelityPlan(top=top, random=random, recipe=recipe, seeds=tuple(seeds), noise_seeds=noise_seeds)
-    return run_fidelity(Path(search_dir), plan, Path(out) if out else None, Runtime(device=device, quiet=True))

@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pandas as pd
+import yaml
+from optuna.trial import TrialState
 
 from nas.compare import compare
 from nas.data import load_dataset
-from nas.fidelity import FidelityPlan, run_fidelity
+from nas.errors import NasError
+from nas.fidelity import FidelityPlan, check_fidelity, fidelity_inputs, run_fidelity
+from nas.preflight import check_before_training, check_nets_data_resolution, native_notes
 from nas.presets import resolve_spec
-from nas.recipe import resolve_recipe
-from nas.search.engine import SearchConfig, run_search
+from nas.recipe import Recipe, resolve_recipe
+from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, run_search, trained_count
 from nas.search.report import cost_line, write_outputs
 from nas.search.space import load_space
 from nas.spec import ArchSpec
@@ -34,10 +38,10 @@ from nas.train import Runtime
 
 from .coefficients import Coefficients
 from .emit import emit_compound, write_emission
-from .grid import GridConfig, run_grid
+from .grid import GridConfig, plan_points, run_grid
 from .grid_report import write_grid_outputs
 from .single import match_to_macs
-from .study import run_study
+from .study import plan_study, run_study
 
 STEPS = ("search", "grid", "emit", "train", "study", "fidelity", "report")
 
@@ -68,12 +72,16 @@ class PipelineConfig:
     fidelity_random: int = 3
     train_scaled: bool = True   # train the emitted family in the final comparison
     data_resolution: Optional[int] = None
+    val_fraction: float = 0.1
+    pruner: str = "median"
+    storage: Optional[str] = None   # one Optuna storage for the search and grid studies
+    timeout: Optional[float] = None  # per search/grid step: no new trial starts after it
     device: str = "auto"
     data_dir: Optional[str] = None
     workers: int = 1
     download: bool = False
 
-    RESUMABLE = ("device", "data_dir", "workers", "download")
+    RESUMABLE = ("device", "data_dir", "workers", "download", "timeout")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (what is pinned in pipeline.yaml)."""
@@ -81,6 +89,20 @@ class PipelineConfig:
         for key in ("phis", "seeds", "study_targets"):
             d[key] = list(d[key])
         return d
+
+    def resumable_in(self, saved: dict) -> tuple[str, ...]:
+        """RESUMABLE, plus the settings an earlier pipeline.yaml (`saved`) predates that are at
+        their defaults here: a run made before an option existed resumes with it left out."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        new = self.to_dict()
+        added = tuple(k for k in new if saved and k not in saved and new[k] == defaults[k])
+        return self.RESUMABLE + added
+
+    def study_name(self, step: str) -> Optional[str]:
+        """The name of the search or grid study in a shared --storage: unique to this pipeline
+        (its folder name), so pipelines sharing one storage never collide. Without --storage
+        each study has its own journal file and keeps its default name."""
+        return None if self.storage is None else f"{Path(self.out).resolve().name}-{step}"
 
     @property
     def targets(self) -> list[float]:
@@ -92,9 +114,19 @@ class Pipeline:
     """Runs the steps in order, each once; `run()` returns the report's path."""
 
     def __init__(self, config: PipelineConfig, log: Callable[[str], None] = print) -> None:
-        self.config, self.log = config, log
+        self.config, self._print = config, log
         self.out = Path(config.out)
         self.state_file = self.out / "pipeline.json"
+        self._warned: set[str] = set()
+
+    def log(self, line: str) -> None:
+        """Print a progress line; each distinct warning only once per run (several steps
+        train nets at the same input size and would repeat its data warning)."""
+        if line.startswith("warning: "):
+            if line in self._warned:
+                return
+            self._warned.add(line)
+        self._print(line)
 
     def _state(self) -> dict:
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {"done": []}
@@ -104,37 +136,58 @@ class Pipeline:
         state["done"] = sorted(set(state["done"]) | {step}, key=STEPS.index)
         self.state_file.write_text(json.dumps(state, indent=2))
 
-    def run(self) -> Path:
-        """Run every step not done yet, in order; return the report's path."""
+    def run(self) -> Optional[Path]:
+        """Run every step not done yet, in order; return the report's path, or None when the
+        search or grid step stopped at --timeout (re-running goes on from there)."""
+        self.check_start()
         with RunLock(self.out):
-            pin_settings(self.out, "pipeline.yaml", self.config.to_dict(), PipelineConfig.RESUMABLE,
-                         "pipeline run")
+            saved = self.out / "pipeline.yaml"
+            before = (yaml.safe_load(saved.read_text()) or {}) if saved.is_file() else {}
+            pin_settings(self.out, "pipeline.yaml", self.config.to_dict(),
+                         self.config.resumable_in(before), "pipeline run")
             done = set(self._state()["done"])
             for i, step in enumerate(STEPS, 1):
                 if step in done:
                     self.log(f"[{i}/{len(STEPS)}] {step}: done earlier, skipped")
                     continue
                 self.log(f"[{i}/{len(STEPS)}] {step}")
-                getattr(self, f"_{step}")()
+                stopped = getattr(self, f"_{step}")()
+                if stopped:
+                    self.log(f"[{i}/{len(STEPS)}] {step}: {stopped}; re-run the same command to go on")
+                    return None
                 self._mark(step)
         return self.out / "report.md"
+
+    def check_start(self) -> None:
+        """What can be checked before the lock: the search's refusals (the space's input against
+        --data-resolution, its baselines' memory) and the data warning at the space's input.
+        Nets made later (grid points, the scaled family, the study) are checked in their steps."""
+        config = self._search_config()
+        space = load_space(config.space)
+        check_search(config, space)
+        for note in native_notes(self.dataset, [space.base]):
+            self.log(note)
 
     # ---- configs and shared pieces -------------------------------------------------
     def _search_config(self) -> SearchConfig:
         c = self.config
         return SearchConfig(space=c.space, dataset=c.dataset, target_macs=c.target_macs,
                             out=str(self.out / "search"), objective=c.objective, trials=c.trials,
-                            sampler=c.sampler, seed=c.seed, recipe=c.recipe, device=c.device,
+                            sampler=c.sampler, pruner=c.pruner, seed=c.seed, recipe=c.recipe,
+                            storage=c.storage, study_name=c.study_name("search"), device=c.device,
                             data_dir=c.data_dir, workers=c.workers, download=c.download,
-                            data_resolution=c.data_resolution)
+                            data_resolution=c.data_resolution, val_fraction=c.val_fraction,
+                            timeout=c.timeout)
 
     def _grid_config(self) -> GridConfig:
         c = self.config
         return GridConfig(base=str(self.out / "search" / "best.yaml"), dataset=c.dataset,
                           out=str(self.out / "grid"), step=c.grid_step, tolerance=c.grid_tolerance,
                           closest=c.grid_closest, recipe=c.recipe, seed=c.seed, device=c.device,
-                          data_dir=c.data_dir, workers=c.workers, seeds=c.grid_seeds,
-                          resolution_multiple=c.resolution_multiple, download=c.download)
+                          storage=c.storage, study_name=c.study_name("grid"), data_dir=c.data_dir,
+                          workers=c.workers, seeds=c.grid_seeds, val_fraction=c.val_fraction,
+                          resolution_multiple=c.resolution_multiple, timeout=c.timeout,
+                          download=c.download)
 
     def base_spec(self) -> ArchSpec:
         """The searched base (search/best.yaml), named `searched`."""
@@ -149,7 +202,8 @@ class Pipeline:
         """The data set, loaded once per pipeline run."""
         space = load_space(self.config.space)
         return load_dataset(self.config.dataset, data_dir=self.config.data_dir, download=self.config.download,
-                            resolution=self.config.data_resolution or space.base.resolution)
+                            resolution=self.config.data_resolution or space.base.resolution,
+                            val_fraction=self.config.val_fraction)
 
     def _final_recipe(self):
         return resolve_recipe(self.config.final_recipe or self.config.recipe)
@@ -157,22 +211,43 @@ class Pipeline:
     def _runtime(self) -> Runtime:
         return Runtime(device=self.config.device, quiet=True)
 
+    def _check(self, nets: list[ArchSpec], recipe: Recipe, data_resolution: Optional[int]) -> None:
+        """nas.preflight's checks for the nets one step trains; warnings go to the log."""
+        try:
+            check_nets_data_resolution(data_resolution, nets)
+        except NasError as exc:  # the usual fix, another --data-resolution, needs a new run
+            raise NasError(f"{exc}; the pipeline pins --data-resolution, so re-run into a new --out") from None
+        check_before_training(nets, self.dataset, recipe, self.config.device, data_resolution, self.log)
+
     # ---- steps ---------------------------------------------------------------------
-    def _search(self) -> None:
+    def _search(self) -> Optional[str]:
         config = self._search_config()
-        summary = write_outputs(run_search(config, self.log), config, load_space(config.space))
+        study = run_search(config, self.log)
+        summary = write_outputs(study, config, load_space(config.space))
+        trained, other = trained_count(study)
+        if trained < config.trials and other < NON_TRAINING_CAP * config.trials:
+            return f"stopped at --timeout with {trained}/{config.trials} candidates trained"
         if summary["best"] is None:
             raise SearchError("the search trained no candidate to the end; raise --trials")
         self.log(cost_line(summary["cost"]))
+        return None
 
-    def _grid(self) -> None:
+    def _grid(self) -> Optional[str]:
         config = self._grid_config()
-        chosen = write_grid_outputs(run_grid(config, self.log), config)
+        base = resolve_spec(config.base)
+        # the grid decodes its data at the base's resolution (it takes no --data-resolution)
+        self._check([p.spec for p in plan_points(base, config)], resolve_recipe(config.recipe), None)
+        study = run_grid(config, self.log)
+        chosen = write_grid_outputs(study, config)
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        if waiting:
+            return f"stopped at --timeout with {waiting} grid point(s) left"
         if chosen is None:
             raise SearchError("the grid trained no point; see grid/grid.csv")
         self.log(f"chosen coefficients alpha {chosen['alpha']}, beta {chosen['beta']}, gamma "
                  f"{chosen['gamma']} (val {chosen['val_acc'] * 100:.2f}%, realised MACs ratio "
                  f"{chosen['realised_ratio']}; vs runner-up: {chosen['vs_runner_up']['verdict']})")
+        return None
 
     def _emit(self) -> None:
         c = self.coefficients()
@@ -203,6 +278,7 @@ class Pipeline:
 
     def _train(self) -> None:
         models, _ = self.models()
+        self._check([spec for _, spec in models], self._final_recipe(), self.config.data_resolution)
         runs = compare(models, self.dataset, self._final_recipe(), self.out / "train", seeds=self.config.seeds,
                        runtime=self._runtime(), log=self.log)
         runs.to_csv(self.out / "train" / "runs.csv", index=False)
@@ -213,15 +289,19 @@ class Pipeline:
         if not self.config.targets:
             (out / "study.md").write_text("No scaling study: no phi > 0 was emitted.\n")
             return
-        run_study(self.base_spec(), self.coefficients(), self.config.targets, self.dataset, self._final_recipe(),
-                  out, self.config.seeds, self._runtime(), self.log, self.config.resolution_multiple)
+        nets = plan_study(self.base_spec(), self.coefficients(), self.config.targets,
+                          self.config.resolution_multiple)
+        self._check([n.spec for n in nets], self._final_recipe(), self.config.data_resolution)
+        run_study(nets, self.dataset, self._final_recipe(), out, self.config.seeds, self._runtime(), self.log)
 
     def _fidelity(self) -> None:
         plan = FidelityPlan(top=self.config.fidelity_top, random=self.config.fidelity_random,
                             recipe=self.config.final_recipe or self.config.recipe, seeds=(self.config.seeds[0],),
                             noise_seeds=min(3, len(self.config.seeds)) if len(self.config.seeds) > 1 else 0,
                             seed=self.config.seed)
-        run_fidelity(self.out / "search", plan, self.out / "fidelity", self._runtime(), self.log)
+        inputs = fidelity_inputs(self.out / "search", plan)
+        check_fidelity(inputs, plan, self.config.device, self.log)
+        run_fidelity(inputs, plan, self.out / "fidelity", self._runtime(), self.log)
 
     def _report(self) -> None:
         from .pipeline_report import write_report

@@ -74,11 +74,11 @@ def plan_study(base: ArchSpec, c: Coefficients, targets: Sequence[float], multip
     return nets
 
 
-def run_study(base: ArchSpec, c: Coefficients, targets: Sequence[float], dataset: Dataset, recipe: Recipe,
-              out: Path, seeds: Sequence[int], runtime: Runtime = Runtime(quiet=True),
-              log: Callable[[str], None] = print, multiple: int = 0) -> pd.DataFrame:
-    """Train every net of the study (resumable by run folder) and write study.csv/.md/.png."""
-    nets = plan_study(base, c, targets, multiple)
+def run_study(nets: Sequence[StudyNet], dataset: Dataset, recipe: Recipe, out: Path, seeds: Sequence[int],
+              runtime: Runtime = Runtime(quiet=True), log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Train every net of a planned study (`plan_study`; resumable by run folder) and write
+    study.csv/.md/.png. Planning is separate so callers can check the nets before training."""
+    targets = list(dict.fromkeys(n.target for n in nets if n.strategy != "base"))
     for target in targets:
         group = [n for n in nets if n.target == target]
         spread = max(n.realised for n in group) / min(n.realised for n in group) - 1

@@ -54,9 +54,11 @@ def matched_models(specs: list[ArchSpec], target: Optional[int], by: str, keep: 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run `nas compare`."""
     from ..compare import compare, cost_disagreements, cost_table, markdown, plot, summarise
+    from ..preflight import check_before_training, check_nets_data_resolution
     from ..train import Runtime
 
     specs = [resolve_spec(s) for s in args.specs]
+    check_nets_data_resolution(args.data_resolution, specs)  # before the data is loaded
     dataset = dataset_from_args(args, resolution=specs[0].resolution)
     specs = [fit_to_data(s, dataset) for s in specs]
     names = [s.name for s in specs]
@@ -68,6 +70,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     keep = {reference, *(n.strip() for n in args.as_is.split(",") if n.strip())}
     models = matched_models(specs, args.match_macs, args.match_by, keep)
     recipe = resolve_recipe(args.recipe)
+    # again after --match-macs, which may have grown a net's resolution
+    check_before_training([s for _, s, _ in models], dataset, recipe, args.device,
+                          args.data_resolution)
     out = Path(args.out)
     with RunLock(out):
         runs = compare([(n, s) for n, s, _ in models], dataset, recipe, out, args.seeds,

@@ -25,12 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
     """`nas fidelity`: retrain a search's candidates with a longer recipe and report rank agreement."""
-    from ..fidelity import describe, fidelity_from_args
+    from ..fidelity import FidelityPlan, check_fidelity, describe, fidelity_inputs, run_fidelity
+    from ..train import Runtime
 
+    plan = FidelityPlan(top=args.top, random=args.random, recipe=args.recipe, seeds=tuple(args.seeds),
+                        noise_seeds=args.noise_seeds)
+    inputs = fidelity_inputs(Path(args.search_dir), plan)
+    check_fidelity(inputs, plan, args.device)  # before the lock: a refusal writes nothing
     out = Path(args.out) if args.out else Path(args.search_dir) / "fidelity"
     with RunLock(out):
-        summary = fidelity_from_args(args.search_dir, args.top, args.random, args.recipe, args.seeds,
-                                     args.noise_seeds, str(out), args.device)
+        summary = run_fidelity(inputs, plan, out, Runtime(device=args.device, quiet=True))
     print(describe(summary))
     print(f"outputs: {out}/fidelity.csv, fidelity.md, fidelity.png, fidelity.json")
     return 0

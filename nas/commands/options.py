@@ -157,15 +157,17 @@ OPTIONS: dict[str, Opt] = {
 }
 
 
-def add(parser: argparse.ArgumentParser, *names: str, **defaults: Any) -> None:
-    """Add the named options; keyword arguments override an option's default."""
+def add(parser: argparse.ArgumentParser, *names: str, helps: Optional[dict[str, str]] = None,
+        **defaults: Any) -> None:
+    """Add the named options; keyword arguments override an option's default, and `helps` its
+    help text where a command gives the option a wider meaning (e.g. per pipeline step)."""
     for name in names:
         opt = OPTIONS[name]
         kwargs = dict(opt.kwargs)
         if name in defaults:
             kwargs["default"] = defaults[name]
             kwargs.pop("required", None)
-        help_text = opt.help
+        help_text = (helps or {}).get(name, opt.help)
         if kwargs.get("default") not in (None, False) and "default" not in help_text:
             help_text += f" (default {kwargs['default']})"
         parser.add_argument(*opt.flags, dest=name, help=help_text, **kwargs)

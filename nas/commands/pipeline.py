@@ -6,6 +6,16 @@ import argparse
 from .options import SEEDS, add, config_from
 
 
+PIPELINE_HELPS = {
+    "storage": "Optuna storage shared by the search and grid studies: a journal file path or an RDB URL "
+               "such as postgresql+psycopg://...; the two studies are named after the --out folder "
+               "(NAME-search, NAME-grid), so pipelines sharing one storage never collide (default: a "
+               "journal file in each step's folder)",
+    "timeout": "in each of the search and grid steps, start no new trial after this many seconds (each "
+               "step counts from its own start); the pipeline then stops there, re-run to go on",
+}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `nas pipeline`."""
     p = sub.add_parser("pipeline", help="search -> grid -> emission -> training -> report, resumable")
@@ -29,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-train-scaled", dest="train_scaled", action="store_false",
                    help="leave the emitted phi nets out of the final comparison (the study still "
                         "trains a compound net per target)")
-    add(p, "data_resolution")
+    add(p, "data_resolution", "val_fraction", "pruner", "storage", "timeout", helps=PIPELINE_HELPS)
     p.set_defaults(func=cmd_pipeline)
 
 
@@ -44,5 +54,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     config = config_from(PipelineConfig, args, phis=tuple(parse_phis(args.phi)),
                          grid_closest=args.grid_closest or None, study_targets=targets)
     report = Pipeline(config).run()
+    if report is None:  # a step stopped at --timeout; it said so
+        return 0
     print(report.read_text())
     return 0

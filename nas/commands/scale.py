@@ -124,8 +124,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     """Run `nas scale study`."""
     from scaling import Coefficients
     from scaling.single import parse_targets
-    from scaling.study import run_study
+    from scaling.study import plan_study, run_study
 
+    from ..preflight import check_before_training, check_nets_data_resolution
     from ..recipe import resolve_recipe
     from ..study import RunLock
     from ..train import Runtime
@@ -135,12 +136,15 @@ def cmd_study(args: argparse.Namespace) -> int:
         c = Coefficients.load(args.from_file)
     else:
         c = Coefficients.parse(args.coefficients or "1.2,1.1,1.15")
+    targets, recipe = parse_targets(args.targets), resolve_recipe(args.recipe)
+    check_nets_data_resolution(args.data_resolution, [base])  # before the data is loaded
     dataset = dataset_from_args(args, resolution=base.resolution)
     base = fit_to_data(base, dataset)
+    nets = plan_study(base, c, targets, args.resolution_multiple)
+    check_before_training([n.spec for n in nets], dataset, recipe, args.device, args.data_resolution)
     out = Path(args.out)
     with RunLock(out):
-        table = run_study(base, c, parse_targets(args.targets), dataset, resolve_recipe(args.recipe), out,
-                          args.seeds, Runtime(device=args.device, quiet=True), multiple=args.resolution_multiple)
+        table = run_study(nets, dataset, recipe, out, args.seeds, Runtime(device=args.device, quiet=True))
     print((out / "study.md").read_text())
     print(f"outputs: {out}/study.csv, study.md, study.png ({len(table)} nets)")
     return 0

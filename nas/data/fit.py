@@ -1,4 +1,4 @@
-"""Checks of a data set against the net's input size, shared by train and search."""
+"""Checks of a data set against the net's input size, shared by every command that trains."""
 from __future__ import annotations
 
 from typing import Optional
@@ -9,16 +9,18 @@ from .dataset import Dataset
 NATIVE_RATIO = 4  # warn when the spec's input is this many times the data's own image size
 
 
-def check_data_resolution(data_resolution: Optional[int], resolution: int, what: str) -> None:
+def check_data_resolution(data_resolution: Optional[int], resolution: int, what: str,
+                          fix: Optional[str] = None) -> None:
     """Refuse `--data-resolution` below the net's input size: the trainer would upsample the
     images back to `resolution` (the net trains, and is counted, at `resolution`), which is
-    never what asking for small images means. To train small, scale the spec's resolution."""
+    never what asking for small images means. To train small, scale the spec's resolution.
+    `fix` replaces that advice (commands that train several nets at several sizes)."""
     if data_resolution is not None and data_resolution < resolution:
+        fix = fix or (f"to train at {data_resolution} px set the spec's resolution to {data_resolution} "
+                      f"(see nas flops SPEC --resolution {data_resolution} for its MACs)")
         raise NasError(f"--data-resolution {data_resolution} is below {what}'s {resolution} px input: the "
                        f"images would be upsampled back to {resolution} px and the net would still run "
-                       f"(and count MACs) at {resolution} px; to train at {data_resolution} px set the "
-                       f"spec's resolution to {data_resolution} (see nas flops SPEC --resolution "
-                       f"{data_resolution} for its MACs)")
+                       f"(and count MACs) at {resolution} px; {fix}")
 
 
 def native_resolution_note(dataset: Dataset, resolution: int) -> Optional[str]:

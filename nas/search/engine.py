@@ -21,6 +21,7 @@ from ..counting import analytic_count
 from ..data import load_dataset
 from ..data.fit import check_data_resolution, native_resolution_note
 from ..latency import measure_latency_ms
+from ..preflight import check_memory_of
 from ..recipe import resolve_recipe
 from ..study import (ProgressLine, Status, StudyPlan, count_statuses, finished_with,
                      load_for_worker, locked, open_study, run_workers, set_attrs)
@@ -302,6 +303,16 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     return study
 
 
+def check_search(config: SearchConfig, space: SearchSpace) -> None:
+    """The refusals a search makes before its folder lock (nas.preflight): a --data-resolution
+    below the space's input, and a baseline (trained first, always) too big for the memory
+    of the device at the recipe's batch. Sampled candidates may be larger; one that runs out of
+    GPU memory fails as a trial and the search goes on."""
+    check_data_resolution(config.data_resolution, space.base.resolution, f"space {space.name}")
+    baselines = [space.to_spec(params, name=name) for name, params in space.baseline_params()]
+    check_memory_of(baselines, resolve_recipe(config.recipe).batch_size, config.device)
+
+
 def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.Study:
     """Prepare, run the workers, return the study (outputs are written by the caller).
 
@@ -309,8 +320,7 @@ def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optu
         config: the search's settings.
         log: where progress lines go.
     """
-    space = load_space(config.space)  # checked before the lock: a refusal creates no folder
-    check_data_resolution(config.data_resolution, space.base.resolution, f"space {space.name}")
+    check_search(config, load_space(config.space))  # before the lock: a refusal creates no folder
     with locked(config.plan()):
         study = prepare(config, log)
         run_workers(_worker_process, config.to_dict(), config.workers,

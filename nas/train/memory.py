@@ -46,9 +46,11 @@ def available_bytes(device: torch.device) -> Optional[int]:
 
 
 def check_memory(spec: ArchSpec, batch: int, device: str = "auto",
-                 available: Optional[int] = None) -> None:
+                 available: Optional[int] = None, batch_option: str = "--batch-size") -> None:
     """Refuse (NasError, one line) when the estimate exceeds the available memory, suggesting a
-    smaller batch or resolution. `available` overrides the measured free memory (for tests)."""
+    smaller batch or resolution. `available` overrides the measured free memory (for tests);
+    `batch_option` is how the command sets its batch (commands without --batch-size name their
+    recipe instead)."""
     where = resolve_device(device)
     free = available if available is not None else available_bytes(where)
     need = training_bytes(spec, batch)
@@ -56,7 +58,7 @@ def check_memory(spec: ArchSpec, batch: int, device: str = "auto",
         return
     per_image = max(1, activation_elements(spec) * BYTES * BACKWARD)
     fits = max(0, (free - (need - per_image * batch)) // per_image)
-    hint = (f"use --batch-size {fits} or less, or lower the spec's resolution" if fits >= 1 else
+    hint = (f"use {batch_option} {fits} or less, or lower the spec's resolution" if fits >= 1 else
             "even batch 1 does not fit: lower the spec's resolution or width")
     raise NasError(f"training {spec.name} at {spec.resolution} px with batch {batch} needs about "
                    f"{need / 2**30:,.1f} GiB but {where.type} has {free / 2**30:,.1f} GiB available; {hint}")
