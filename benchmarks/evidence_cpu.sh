@@ -17,8 +17,9 @@ PY="${PY:-.venv/bin/python}"
 DATASET="${DATASET:-cifar10}"
 DATA_DIR="${DATA_DIR:-../shared/data}"
 SPACE="${SPACE:-cifar16}"
-# --data-resolution; empty: the space's own (16 px for cifar16). The study's grown nets are
-# larger, and a pipeline refuses data below any net it trains; results/cifar16-cpu pinned RES=16.
+# --data-resolution, a floor; empty: each step decodes the images at its largest net's input
+# (16 px for the searched base, more for the nets the grid and the study grow in resolution,
+# so they see real detail rather than upsampled 16 px images)
 RES="${RES:-}"
 TARGET="${TARGET:-800k}"
 TRIALS="${TRIALS:-20}"

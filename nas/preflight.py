@@ -39,6 +39,14 @@ def check_nets_data_resolution(data_resolution: Optional[int], nets: Sequence[Ar
     check_data_resolution(data_resolution, largest.resolution, largest.name, fix)
 
 
+def decode_resolution(nets: Sequence[ArchSpec], data_resolution: Optional[int] = None) -> int:
+    """The size to decode the images at for `nets`: the largest input among them, or a larger
+    `--data-resolution`. Every net then gets images at least its own size (downsampled for the
+    smaller ones), so a net grown in resolution sees real detail, up to the data's native size,
+    rather than an upsampled copy of a smaller decode."""
+    return max([data_resolution or 0, *(spec.resolution for spec in nets)])
+
+
 def native_notes(dataset: Dataset, nets: Sequence[ArchSpec]) -> list[str]:
     """The far-upsampled-data warning of each distinct input size among `nets`, smallest first."""
     notes = (native_resolution_note(dataset, r) for r in sorted({spec.resolution for spec in nets}))

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from nas.counting import analytic_count
 from nas.data import load_dataset
+from nas.preflight import decode_resolution
 from nas.presets import resolve_spec
 from nas.recipe import resolve_recipe
 from nas.rounding import resolution_multiple, round_resolution, scale_spec
@@ -146,9 +147,10 @@ class GridRunner:
     def __init__(self, config: GridConfig, base: ArchSpec, points: list[GridPoint],
                  log: Callable[[str], None]) -> None:
         self.config, self.points, self.log = config, points, log
+        # decoded at the largest point's input: a point grown in resolution sees real detail
         self.dataset = load_dataset(config.dataset, data_dir=config.data_dir,
-                                    resolution=base.resolution, val_fraction=config.val_fraction,
-                                    download=config.download)
+                                    resolution=decode_resolution([base, *(p.spec for p in points)]),
+                                    val_fraction=config.val_fraction, download=config.download)
         self.recipe = resolve_recipe(config.recipe)
         self.runtime = Runtime(device=str(resolve_device(config.device)), quiet=True)
         self.progress = ProgressLine(len(points), log, prefix="grid point ")

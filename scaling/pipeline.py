@@ -10,7 +10,6 @@ re-running skips finished steps and resumes an interrupted one.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 from dataclasses import dataclass
@@ -22,10 +21,9 @@ import yaml
 from optuna.trial import TrialState
 
 from nas.compare import compare
-from nas.data import load_dataset
-from nas.errors import NasError
+from nas.data import Dataset, load_dataset
 from nas.fidelity import FidelityPlan, check_fidelity, fidelity_inputs, run_fidelity
-from nas.preflight import check_before_training, check_nets_data_resolution, native_notes
+from nas.preflight import check_before_training, decode_resolution, native_notes
 from nas.presets import resolve_spec
 from nas.recipe import Recipe, resolve_recipe
 from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, run_search, trained_count
@@ -118,6 +116,7 @@ class Pipeline:
         self.out = Path(config.out)
         self.state_file = self.out / "pipeline.json"
         self._warned: set[str] = set()
+        self._datasets: dict[int, Dataset] = {}
 
     def log(self, line: str) -> None:
         """Print a progress line; each distinct warning only once per run (several steps
@@ -197,13 +196,21 @@ class Pipeline:
         """The grid's chosen (alpha, beta, gamma)."""
         return Coefficients.load(self.out / "grid" / "best_coefficients.yaml")
 
-    @functools.cached_property
-    def dataset(self):
-        """The data set, loaded once per pipeline run."""
-        space = load_space(self.config.space)
-        return load_dataset(self.config.dataset, data_dir=self.config.data_dir, download=self.config.download,
-                            resolution=self.config.data_resolution or space.base.resolution,
-                            val_fraction=self.config.val_fraction)
+    @property
+    def dataset(self) -> Dataset:
+        """The data set as the search decodes it (the space's input, or --data-resolution)."""
+        return self.data_for([load_space(self.config.space).base])
+
+    def data_for(self, nets: list[ArchSpec]) -> Dataset:
+        """The data set decoded for the nets a step trains: at their largest input, or at
+        --data-resolution when that is larger (nas.preflight.decode_resolution), so the nets
+        grown in resolution see real detail. Loaded once per size and run."""
+        size = decode_resolution(nets, self.config.data_resolution)
+        if size not in self._datasets:
+            self._datasets[size] = load_dataset(
+                self.config.dataset, data_dir=self.config.data_dir, download=self.config.download,
+                resolution=size, val_fraction=self.config.val_fraction)
+        return self._datasets[size]
 
     def _final_recipe(self):
         return resolve_recipe(self.config.final_recipe or self.config.recipe)
@@ -211,13 +218,11 @@ class Pipeline:
     def _runtime(self) -> Runtime:
         return Runtime(device=self.config.device, quiet=True)
 
-    def _check(self, nets: list[ArchSpec], recipe: Recipe, data_resolution: Optional[int]) -> None:
-        """nas.preflight's checks for the nets one step trains; warnings go to the log."""
-        try:
-            check_nets_data_resolution(data_resolution, nets)
-        except NasError as exc:  # the usual fix, another --data-resolution, needs a new run
-            raise NasError(f"{exc}; the pipeline pins --data-resolution, so re-run into a new --out") from None
-        check_before_training(nets, self.dataset, recipe, self.config.device, data_resolution, self.log)
+    def _check(self, nets: list[ArchSpec], recipe: Recipe) -> Dataset:
+        """nas.preflight's warning and memory checks for the nets one step trains, then their data,
+        decoded at their largest input (so never too small for any of them)."""
+        check_before_training(nets, self.dataset, recipe, self.config.device, None, self.log)
+        return self.data_for(nets)
 
     # ---- steps ---------------------------------------------------------------------
     def _search(self) -> Optional[str]:
@@ -235,8 +240,8 @@ class Pipeline:
     def _grid(self) -> Optional[str]:
         config = self._grid_config()
         base = resolve_spec(config.base)
-        # the grid decodes its data at the base's resolution (it takes no --data-resolution)
-        self._check([p.spec for p in plan_points(base, config)], resolve_recipe(config.recipe), None)
+        # the grid decodes its data at its largest point's input (filled in the cache here)
+        self._check([base, *(p.spec for p in plan_points(base, config))], resolve_recipe(config.recipe))
         study = run_grid(config, self.log)
         chosen = write_grid_outputs(study, config)
         waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
@@ -278,8 +283,8 @@ class Pipeline:
 
     def _train(self) -> None:
         models, _ = self.models()
-        self._check([spec for _, spec in models], self._final_recipe(), self.config.data_resolution)
-        runs = compare(models, self.dataset, self._final_recipe(), self.out / "train", seeds=self.config.seeds,
+        data = self._check([spec for _, spec in models], self._final_recipe())
+        runs = compare(models, data, self._final_recipe(), self.out / "train", seeds=self.config.seeds,
                        runtime=self._runtime(), log=self.log)
         runs.to_csv(self.out / "train" / "runs.csv", index=False)
 
@@ -291,8 +296,8 @@ class Pipeline:
             return
         nets = plan_study(self.base_spec(), self.coefficients(), self.config.targets,
                           self.config.resolution_multiple)
-        self._check([n.spec for n in nets], self._final_recipe(), self.config.data_resolution)
-        run_study(nets, self.dataset, self._final_recipe(), out, self.config.seeds, self._runtime(), self.log)
+        data = self._check([n.spec for n in nets], self._final_recipe())
+        run_study(nets, data, self._final_recipe(), out, self.config.seeds, self._runtime(), self.log)
 
     def _fidelity(self) -> None:
         plan = FidelityPlan(top=self.config.fidelity_top, random=self.config.fidelity_random,

@@ -125,20 +125,33 @@ def test_pipeline_refuses_data_below_the_space_before_its_lock_and_warns_once(tm
     assert not fresh.exists()
 
 
-def test_a_pipeline_step_refuses_data_below_its_grown_nets_naming_a_new_out(tmp_path, tiny_spec):
-    """The later steps train nets made on the way (here a 24 px one next to the 16 px base);
-    they use the same check, and since --data-resolution is pinned the fix is a new --out."""
-    from nas.errors import NasError
+def test_each_pipeline_step_decodes_its_data_at_its_largest_net(tmp_path, tiny_spec):
+    """A later step trains nets grown on the way (here a 24 px one next to the 16 px base): its
+    data is decoded at 24 px, so the grown net sees real detail rather than 16 px images
+    upsampled; --data-resolution is a floor, never a refusal half-way through a run."""
     from nas.recipe import resolve_recipe
     from scaling.pipeline import Pipeline, PipelineConfig
 
     config = PipelineConfig(space="tiny", dataset="digits", target_macs=1_500_000, out=str(tmp_path / "p"),
                             data_resolution=16, device="cpu")
     grown = tiny_spec.replace(name="tiny-resolution2x", resolution=24)
-    with pytest.raises(NasError, match=r"below tiny-resolution2x's 24 px input.*pass --data-resolution 24 "
-                                       r"or more.*re-run into a new --out"):
-        Pipeline(config)._check([tiny_spec, grown], resolve_recipe("smoke"), config.data_resolution)
+    pipeline = Pipeline(config)
+    data = pipeline._check([tiny_spec, grown], resolve_recipe("smoke"))
+    assert data.resolution == 24 and pipeline.dataset.resolution == 16
+    assert pipeline.data_for([tiny_spec]) is pipeline.dataset  # one load per size
+    floor = Pipeline(PipelineConfig(**{**config.__dict__, "data_resolution": 32}))
+    assert floor.data_for([tiny_spec, grown]).resolution == 32
     assert not (tmp_path / "p").exists()
+
+
+def test_compare_decodes_at_its_largest_net_for_every_net(tmp_path, specs):
+    """Every net of one comparison sees the same images, decoded at the largest input."""
+    import json
+
+    out = tmp_path / "cmp"
+    assert main(["compare", specs["tiny"], specs["a40"], *DIGITS, "--recipe", "smoke", "--out", str(out)]) == 0
+    sizes = {json.loads(p.read_text())["fingerprint"]["data"]["resolution"] for p in out.rglob("result.json")}
+    assert sizes == {40}
 
 
 # nas fidelity -------------------------------------------------------------------------------

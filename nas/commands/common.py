@@ -21,6 +21,18 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     add(p, *DATA)
 
 
+def dataset_for_nets(args: argparse.Namespace, nets: list[ArchSpec],
+                     loaded: Optional[Dataset] = None) -> Dataset:
+    """The data set decoded for `nets` (nas.preflight.decode_resolution); `loaded` is reused
+    when it already has that size."""
+    from ..preflight import decode_resolution
+
+    size = decode_resolution(nets, args.data_resolution)
+    if loaded is not None and loaded.resolution == size:
+        return loaded
+    return dataset_from_args(args, resolution=size)
+
+
 def dataset_from_args(args: argparse.Namespace, resolution: Optional[int] = None) -> Dataset:
     """Load the data set the options name, at `--data-resolution` or `resolution`."""
     return load_dataset(args.dataset, data_dir=args.data_dir,

@@ -11,7 +11,7 @@ from ..presets import resolve_spec
 from ..recipe import resolve_recipe
 from ..spec import ArchSpec
 from ..study import RunLock
-from .common import DATA, dataset_from_args, fit_to_data
+from .common import DATA, dataset_for_nets, fit_to_data
 from .options import MACS, add
 
 
@@ -59,7 +59,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     specs = [resolve_spec(s) for s in args.specs]
     check_nets_data_resolution(args.data_resolution, specs)  # before the data is loaded
-    dataset = dataset_from_args(args, resolution=specs[0].resolution)
+    dataset = dataset_for_nets(args, specs[:1])  # for the checks; decoded for all nets below
     specs = [fit_to_data(s, dataset) for s in specs]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -70,9 +70,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     keep = {reference, *(n.strip() for n in args.as_is.split(",") if n.strip())}
     models = matched_models(specs, args.match_macs, args.match_by, keep)
     recipe = resolve_recipe(args.recipe)
-    # again after --match-macs, which may have grown a net's resolution
+    # after --match-macs, which may have grown a net's resolution; before decoding at that size
     check_before_training([s for _, s, _ in models], dataset, recipe, args.device,
                           args.data_resolution)
+    dataset = dataset_for_nets(args, [s for _, s, _ in models], dataset)
     out = Path(args.out)
     with RunLock(out):
         runs = compare([(n, s) for n, s, _ in models], dataset, recipe, out, args.seeds,

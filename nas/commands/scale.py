@@ -9,7 +9,7 @@ from ..outfolder import write_files
 from ..paths import safe_name
 from ..presets import resolve_spec
 from ..tables import text_table
-from .common import DATA, dataset_from_args, fit_to_data
+from .common import DATA, dataset_for_nets, dataset_from_args, fit_to_data
 from .options import add, config_from
 
 GRID = ("base", "dataset", "data_dir", "val_fraction", "download", "step", "tolerance", "nominal_window",
@@ -142,6 +142,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     base = fit_to_data(base, dataset)
     nets = plan_study(base, c, targets, args.resolution_multiple)
     check_before_training([n.spec for n in nets], dataset, recipe, args.device, args.data_resolution)
+    dataset = dataset_for_nets(args, [n.spec for n in nets], dataset)  # the grown nets' size
     out = Path(args.out)
     with RunLock(out):
         table = run_study(nets, dataset, recipe, out, args.seeds, Runtime(device=args.device, quiet=True))
