@@ -31,6 +31,7 @@ from nas.search.report import cost_line, write_outputs
 from nas.search.space import load_space
 from nas.spec import ArchSpec
 from nas.study import RunLock, pin_settings
+from nas.study.storage import DEFAULT_HEARTBEAT
 from nas.study import StudyError as SearchError
 from nas.train import Runtime
 
@@ -74,12 +75,13 @@ class PipelineConfig:
     pruner: str = "median"
     storage: Optional[str] = None   # one Optuna storage for the search and grid studies
     timeout: Optional[float] = None  # per search/grid step: no new trial starts after it
+    heartbeat: int = DEFAULT_HEARTBEAT  # RDB storages: seconds between a worker's heartbeats
     device: str = "auto"
     data_dir: Optional[str] = None
     workers: int = 1
     download: bool = False
 
-    RESUMABLE = ("device", "data_dir", "workers", "download", "timeout")
+    RESUMABLE = ("device", "data_dir", "workers", "download", "timeout", "heartbeat")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (what is pinned in pipeline.yaml)."""
@@ -176,7 +178,7 @@ class Pipeline:
                             storage=c.storage, study_name=c.study_name("search"), device=c.device,
                             data_dir=c.data_dir, workers=c.workers, download=c.download,
                             data_resolution=c.data_resolution, val_fraction=c.val_fraction,
-                            timeout=c.timeout)
+                            timeout=c.timeout, heartbeat=c.heartbeat)
 
     def _grid_config(self) -> GridConfig:
         c = self.config
@@ -186,7 +188,7 @@ class Pipeline:
                           storage=c.storage, study_name=c.study_name("grid"), data_dir=c.data_dir,
                           workers=c.workers, seeds=c.grid_seeds, val_fraction=c.val_fraction,
                           resolution_multiple=c.resolution_multiple, timeout=c.timeout,
-                          download=c.download)
+                          download=c.download, heartbeat=c.heartbeat)
 
     def base_spec(self) -> ArchSpec:
         """The searched base (search/best.yaml), named `searched`."""

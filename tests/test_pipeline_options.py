@@ -28,14 +28,15 @@ def test_the_options_reach_the_search_and_grid_configs(tmp_path):
     shared = str(tmp_path / "shared.journal")
     config = _config(["pipeline", "--space", "tiny", "--dataset", "digits", "--target-macs", "1.5M",
                       "--out", str(out), "--storage", shared, "--pruner", "halving", "--timeout", "30",
-                      "--val-fraction", "0.2"])
+                      "--val-fraction", "0.2", "--heartbeat", "5"])
     search, grid = Pipeline(config)._search_config(), Pipeline(config)._grid_config()
     assert (search.storage, search.pruner, search.timeout, search.val_fraction) == (shared, "halving", 30, 0.2)
     assert (grid.storage, grid.timeout, grid.val_fraction) == (shared, 30, 0.2)
+    assert search.plan().heartbeat == 5 and grid.heartbeat == 5
     assert (search.name, grid.name) == ("pipe-a-search", "pipe-a-grid")
     data = Pipeline(config).dataset  # the final comparison's data holds out the same share
     assert abs(len(data.val) / (len(data.train) + len(data.val)) - 0.2) < 0.01
-    assert "timeout" in PipelineConfig.RESUMABLE
+    assert {"timeout", "heartbeat"} <= set(PipelineConfig.RESUMABLE)
     assert not {"storage", "pruner", "val_fraction"} & set(PipelineConfig.RESUMABLE)
     # without --storage each study has its own journal in its step folder: the names stay as before
     own = _config(["pipeline", "--space", "tiny", "--dataset", "digits", "--target-macs", "1.5M",

@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-train-scaled", dest="train_scaled", action="store_false",
                    help="leave the emitted phi nets out of the final comparison (the study still "
                         "trains a compound net per target)")
-    add(p, "data_resolution", "val_fraction", "pruner", "storage", "timeout", helps=PIPELINE_HELPS)
+    add(p, "data_resolution", "val_fraction", "pruner", "storage", "heartbeat", "timeout",
+        helps=PIPELINE_HELPS)
     p.set_defaults(func=cmd_pipeline)
 
 
