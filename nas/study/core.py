@@ -18,8 +18,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..progress import fmt_seconds
 from .rundir import RunLock, StudyError, pin_settings, spawn_workers
-from .storage import (DEFAULT_HEARTBEAT, grace_seconds, is_file_storage, make_storage, recover_stale,
-                      requeue_interrupted, running_numbers)
+from .storage import (DEFAULT_HEARTBEAT, grace_seconds, is_file_storage, journal_path, make_storage,
+                      recover_stale, requeue_interrupted, running_numbers)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own trial lines say more
 
@@ -76,17 +76,18 @@ class StudyPlan:
 
 @contextlib.contextmanager
 def locked(plan: StudyPlan) -> Iterator[None]:
-    """Hold the run folder's lock, and a shared journal file's own lock when there is one.
+    """Hold the run folder's lock and, on a file storage, the journal file's own lock (a file
+    beside the journal, whichever --out names it): two runs writing one journal would fail
+    each other's running trials.
 
     Args:
         plan: the study; its out folder and storage are locked.
     """
     with contextlib.ExitStack() as stack:
         stack.enter_context(RunLock(plan.out))
-        if plan.storage is not None and is_file_storage(plan.storage):
-            journal = Path(plan.storage.removeprefix("journal:")).resolve()
-            if journal.parent != plan.out.resolve():
-                stack.enter_context(RunLock(journal.parent, f".{journal.name}.lock"))
+        if is_file_storage(plan.storage):
+            journal = journal_path(plan.storage, plan.out).resolve()
+            stack.enter_context(RunLock(journal.parent, f".{journal.name}.lock"))
         yield
 
 

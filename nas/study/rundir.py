@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import multiprocessing
-import os
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Optional
 
@@ -25,7 +24,10 @@ LOCK_FILE = ".nas.lock"
 
 class RunLock:
     """An exclusive lock on a run directory (or on a shared journal file) while a command
-    runs in it; a second `nas` process asking for it is refused with a one-line error."""
+    runs in it; a second `nas` process asking for it is refused with a one-line error.
+
+    The lock file stays empty: a refused command leaves the folder byte-for-byte as it was.
+    """
 
     def __init__(self, out: Path, lock_file: str = LOCK_FILE) -> None:
         self.path = out / lock_file
@@ -40,10 +42,6 @@ class RunLock:
             self.handle.close()
             raise StudyError(f"another `nas` run is working in {self.path.parent}; wait for it to "
                               "finish or choose another --out") from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(str(os.getpid()))
-        self.handle.flush()
         return self
 
     def __exit__(self, *exc) -> None:

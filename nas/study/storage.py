@@ -23,6 +23,11 @@ def is_file_storage(url: Optional[str]) -> bool:
     return url is None or "://" not in url
 
 
+def journal_path(url: Optional[str], out: Path) -> Path:
+    """The journal file of a file storage: OUT/study.journal by default, else the path given."""
+    return out / DEFAULT_JOURNAL if url is None else Path(url.removeprefix("journal:"))
+
+
 def grace_seconds(heartbeat: int) -> int:
     """How long an RDB trial may go without a heartbeat before it counts as a dead worker's."""
     return GRACE_HEARTBEATS * heartbeat
@@ -41,7 +46,7 @@ def make_storage(url: Optional[str], out: Path, heartbeat: int = DEFAULT_HEARTBE
             worker's trial is re-run while the others go on.
     """
     if is_file_storage(url):
-        path = out / DEFAULT_JOURNAL if url is None else Path(url.removeprefix("journal:"))
+        path = journal_path(url, out)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     try:
