@@ -49,9 +49,21 @@ def fingerprint_difference(saved: dict, wanted: dict) -> Optional[str]:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save through a temporary file, so a crash never leaves half a checkpoint."""
+    """torch.save through a temporary file, so a crash never leaves half a checkpoint.
+
+    A failed write (full or read-only disk) raises the OSError naming `path`, not torch's
+    RuntimeError about stream positions; the earlier checkpoint is left as it was.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
+    try:
+        with tmp.open("wb") as f:
+            torch.save(obj, f)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        cause = exc.__context__ if isinstance(exc, RuntimeError) else None
+        if isinstance(cause, OSError):  # torch wraps the file's own error
+            raise OSError(cause.errno, cause.strerror, str(path)) from None
+        raise
     os.replace(tmp, path)
 
 
@@ -115,14 +127,15 @@ def prepare_out_dir(out: Optional[Path], spec: ArchSpec, recipe: Recipe, resume:
     if ckpt.exists():
         if not resume:
             raise TrainError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue "
-                             "it, or choose another --out")
+                             "it, --force to start over in a fresh sub-folder, or choose another --out")
         state = read_checkpoint(ckpt)
         saved = state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}
         wanted = {k: v for k, v in fingerprint.items() if k in saved}  # older files lack "data"
         diff = fingerprint_difference(saved, wanted)
         if diff:
             raise TrainError(f"{out} holds a run of another configuration ({diff}); resume with "
-                             "the same spec, recipe and data, or choose another --out")
+                             "the same spec, recipe and data, pass --force to start this one in a "
+                             "fresh sub-folder, or choose another --out")
         return state
     if resume:
         raise TrainError(f"nothing to resume: {ckpt} does not exist")
