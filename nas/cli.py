@@ -6,7 +6,7 @@ import errno
 import sys
 from typing import Optional, Sequence
 
-from .errors import NasError
+from .errors import Interrupted, NasError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,22 +53,29 @@ def _run(args) -> int:
     except NasError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(exc.args[0] if isinstance(exc, Interrupted) and exc.args else INTERRUPTED, file=sys.stderr)
         return 130
     except MemoryError:
         print("error: out of memory: the net or batch is too large for this machine; use a "
               "smaller spec (resolution, width, depth) or --batch-size", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        print(f"error: {os_error_line(exc, getattr(args, 'out', None))}", file=sys.stderr)
         return 2
 
 
-def os_error_line(exc: OSError) -> str:
-    """One line for a file-system error, naming the path and what to do."""
-    path = exc.filename or "a file"
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk full, quota, file-size limit
+NOT_WRITABLE = (errno.EROFS,)
+
+
+def os_error_line(exc: OSError, out: Optional[str] = None) -> str:
+    """One line for a file-system error, naming the path and what to do. A failed write to an
+    open file carries no file name; then the command's --out is named."""
+    path = exc.filename or (f"into {out}" if out else "a file")
     reason = exc.strerror or str(exc).splitlines()[0]
-    if isinstance(exc, (PermissionError, IsADirectoryError)) or exc.errno in (errno.EROFS, errno.ENOSPC):
+    if exc.errno in NO_ROOM:
+        return f"cannot write {path}: {reason}; free some space or choose another --out"
+    if isinstance(exc, (PermissionError, IsADirectoryError)) or exc.errno in NOT_WRITABLE:
         return f"cannot write {path}: {reason}; choose a writable --out"
     return f"{path}: {reason}"

@@ -1,7 +1,8 @@
 """Train several nets with one recipe and the same seeds, and tabulate them fairly.
 
 Each (model, seed) run lives in OUT/<model>/seed<k>/; a finished run is read back,
-an interrupted one resumed, so re-running a comparison trains nothing twice.
+an interrupted one resumed, so re-running a comparison trains nothing twice. A folder
+holding another configuration is refused (`nas.train.runfolder`).
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from .paths import safe_name
 from .recipe import Recipe
 from .spec import ArchSpec
 from .stats import noise_floor_line, summarise_seeds, verdict_markdown
-from .train import CHECKPOINT, Runtime, TrainError, train
-from .train.checkpoint import fingerprint_difference, run_fingerprint
+from .train import CHECKPOINT, Runtime, train
+from .train.checkpoint import run_fingerprint
+from .train.runfolder import RESULT, Conflict, first_conflict, refusal
 
 
 def run_dir(out: Path, name: str, seed: int) -> Path:
@@ -25,18 +27,30 @@ def run_dir(out: Path, name: str, seed: int) -> Path:
     return out / safe_name(name) / f"seed{seed}"
 
 
-def run_one(name: str, spec: ArchSpec, dataset: Dataset, recipe: Recipe, out: Path, runtime: Runtime,
+def planned_runs(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Recipe, out: Path,
+                 seeds: Sequence[int]) -> list[tuple[str, ArchSpec, Recipe, Path]]:
+    """(name, spec, recipe with the seed, run folder) of every (model, seed) run in `out`."""
+    return [(name, spec, recipe.replace(seed=seed), run_dir(out, name, seed))
+            for name, spec in models for seed in seeds]
+
+
+def conflict_of(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Recipe,
+                seeds: Sequence[int], sub: str = "") -> Conflict:
+    """For `nas.train.runfolder.choose_out`: why these runs would not fit a folder (its `sub`
+    sub-folder holding run folders of another configuration), or None."""
+    def conflict(out: Path) -> Optional[str]:
+        runs = planned_runs(models, dataset, recipe, out / sub if sub else out, seeds)
+        return first_conflict((folder, run_fingerprint(spec, seeded, dataset))
+                              for _, spec, seeded, folder in runs)
+    return conflict
+
+
+def run_one(name: str, spec: ArchSpec, dataset: Dataset, recipe: Recipe, folder: Path, runtime: Runtime,
             log: Callable[[str], None]) -> dict:
-    """Train (or resume, or reuse) one (model, seed) run; reuse only on an exact fingerprint match."""
-    folder = run_dir(out, name, recipe.seed)
-    result_file = folder / "result.json"
-    wanted = run_fingerprint(spec, recipe, dataset)
+    """Train, resume or reuse one (model, seed) run; `compare` checked its folder's fingerprint."""
+    result_file = folder / RESULT
     if result_file.exists():
         result = json.loads(result_file.read_text())
-        diff = fingerprint_difference(result.get("fingerprint") or {}, wanted)
-        if diff:
-            raise TrainError(f"{folder} holds a run of another configuration ({diff}); use another "
-                             "--out, or remove that folder to retrain")
         log(f"{name} seed {recipe.seed}: done earlier (val {result['val_acc']}), not retrained")
         return result
     log(f"{name} seed {recipe.seed}: training")
@@ -50,6 +64,9 @@ def compare(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Re
             log: Callable[[str], None] = print) -> pd.DataFrame:
     """Train every model with every seed under one recipe; one row per (model, seed).
 
+    Every run folder is checked before anything trains: one holding another configuration
+    is refused (commands with --force choose a fresh `out` first: `conflict_of`).
+
     Args:
         models: (name, spec) pairs; specs must already fit the data set's classes.
         dataset: the data set all models train on.
@@ -59,15 +76,17 @@ def compare(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Re
         runtime: device and speed settings.
         log: where progress lines go (epoch lines included).
     """
+    conflict = conflict_of(models, dataset, recipe, seeds)(out)
+    if conflict:
+        raise refusal(conflict, out, force_hint=False)
     rows = []
-    for name, spec in models:
-        for seed in seeds:
-            r = run_one(name, spec, dataset, recipe.replace(seed=seed), out, runtime, log)
-            rows.append({"model": name, "seed": seed, "macs": r["macs"], "params": r["params"],
-                         "resolution": r["resolution"], "val_acc": r["val_acc"], "test_acc": r["test_acc"],
-                         "test_images": r.get("test_images") or len(dataset.test),
-                         "status": r["status"], "train_seconds": r["train_seconds"],
-                         "images_per_s": r["images_per_s"]})
+    for name, spec, seeded, folder in planned_runs(models, dataset, recipe, out, seeds):
+        r = run_one(name, spec, dataset, seeded, folder, runtime, log)
+        rows.append({"model": name, "seed": seeded.seed, "macs": r["macs"], "params": r["params"],
+                     "resolution": r["resolution"], "val_acc": r["val_acc"], "test_acc": r["test_acc"],
+                     "test_images": r.get("test_images") or len(dataset.test),
+                     "status": r["status"], "train_seconds": r["train_seconds"],
+                     "images_per_s": r["images_per_s"]})
     return pd.DataFrame(rows)
 
 

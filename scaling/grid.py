@@ -73,7 +73,7 @@ class GridConfig:
         if self.closest is not None and self.closest < 1:
             raise CoefficientError(f"--closest {self.closest} must be at least 1 (leave it out for all points)")
         if self.seeds < 1 or self.workers < 1:
-            raise CoefficientError("--seeds and --workers must be at least 1")
+            raise CoefficientError("--grid-seeds and --workers must be at least 1")
         if self.tolerance <= 0 or self.nominal_window < 0:
             raise CoefficientError("--tolerance must be positive and --nominal-window non-negative")
 

@@ -57,24 +57,31 @@ def flops_report(spec: ArchSpec, with_fvcore: bool = True) -> dict:
         "conv_macs": count.conv_macs, "fc_macs": count.fc_macs,
         "elementwise_ops": count.elementwise_ops, "macs_fvcore": None,
     }
-    if with_fvcore and not _fits_in_memory(count.params):
-        report["note"] = ("fvcore trace skipped: the model's weights alone exceed the available memory; "
-                          "the analytic count is exact")
+    if with_fvcore and not _fits_in_memory(spec, count.params):
+        report["note"] = ("fvcore trace skipped: the model's weights and one image's activations exceed "
+                          "the available memory; the analytic count is exact")
         with_fvcore = False
     if with_fvcore:
         model = _build_or_refuse(spec)
         report["params"] = count_params(model)
-        report["macs_fvcore"] = fvcore_macs(model, spec.resolution, spec.in_channels)
+        try:
+            report["macs_fvcore"] = fvcore_macs(model, spec.resolution, spec.in_channels)
+        except (MemoryError, RuntimeError) as exc:  # the estimate was short: still one line
+            raise NasError(f"cannot trace {spec.name} at {spec.resolution} px with fvcore "
+                           f"({str(exc).splitlines()[0][:160]}); use --no-fvcore for the analytic "
+                           "count") from None
     return report
 
 
-def _fits_in_memory(params: int) -> bool:
+def _fits_in_memory(spec: ArchSpec, params: int) -> bool:
+    """Whether tracing one image fits: two copies of the weights and every conv output of the
+    image (the trace keeps them), against the machine's available memory."""
     import torch
 
-    from ..train.memory import available_bytes
+    from ..train.memory import BYTES, activation_elements, available_bytes
 
     free = available_bytes(torch.device("cpu"))
-    return free is None or params * 4 * 2 < free
+    return free is None or (params * 2 + activation_elements(spec)) * BYTES < free
 
 
 def _build_or_refuse(spec: ArchSpec):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Callable, Optional
 
 from ..data import Dataset, load_dataset
@@ -9,7 +10,7 @@ from ..data.fit import check_data_resolution, native_resolution_note  # noqa: F4
 from ..recipe import Recipe, resolve_recipe
 from ..spec import ArchSpec
 from ..train import Runtime
-from .options import add
+from .options import ONE_SEED, add
 
 DATA = ("dataset", "data_dir", "data_resolution", "val_fraction", "download")
 RUNTIME = ("device", "no_cuda_graphs", "compile", "cudnn_benchmark", "channels_last")
@@ -44,6 +45,8 @@ def add_recipe_args(p: argparse.ArgumentParser, default: str) -> None:
     """--recipe (with this command's default) and the per-run overrides."""
     add(p, "recipe", *RECIPE_OVERRIDES, recipe=default)
     add(p, "seed", seed=None)
+    p.add_argument("--seeds", dest="seed", type=ONE_SEED, default=None,
+                   help="the same as --seed (one run, so one seed), for the flag of nas compare")
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
@@ -74,3 +77,16 @@ def fit_to_data(spec: ArchSpec, dataset: Dataset, log: Callable[[str], None] = p
         f"{dataset.channels} channels for {dataset.name} (the spec had {spec.num_classes} and "
         f"{spec.in_channels})")
     return spec.replace(num_classes=dataset.num_classes, in_channels=dataset.channels)
+
+
+def forced_out(out: Path, conflict: Callable[[Path], Optional[str]], force: bool) -> Path:
+    """The folder a training command writes into (`nas.train.runfolder.choose_out`): --out, or
+    with --force a fresh --out/run-N when --out holds runs of another configuration. Called
+    before the lock: a refusal writes nothing."""
+    from ..train.runfolder import choose_out
+
+    chosen = choose_out(out, conflict, force)
+    if chosen != out:
+        print(f"{out} holds runs of another configuration; writing into {chosen}"
+              + (" (--force)" if not chosen.exists() else " (an earlier --force run of this command)"))
+    return chosen

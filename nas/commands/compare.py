@@ -11,7 +11,7 @@ from ..presets import resolve_spec
 from ..recipe import resolve_recipe
 from ..spec import ArchSpec
 from ..study import RunLock
-from .common import DATA, dataset_for_nets, fit_to_data
+from .common import DATA, dataset_for_nets, fit_to_data, forced_out
 from .options import MACS, add
 
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="train several specs with one recipe and seeds; tabulate with "
                                        "paired 95 %% intervals")
     p.add_argument("specs", nargs="+", metavar="SPEC_OR_PRESET", help="spec YAML files or preset names")
-    add(p, *DATA, "recipe", "seeds", "device", "out")
+    add(p, *DATA, "recipe", "seeds", "device", "out", "force")
     p.add_argument("--reference", help="the net every other is compared with (default: the first)")
     p.add_argument("--match-macs", type=MACS,
                    help="rescale every net except the reference (and --as-is ones) to land nearest "
@@ -53,7 +53,7 @@ def matched_models(specs: list[ArchSpec], target: Optional[int], by: str, keep: 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run `nas compare`."""
-    from ..compare import compare, cost_disagreements, cost_table, markdown, plot, summarise
+    from ..compare import compare, conflict_of, cost_disagreements, cost_table, markdown, plot, summarise
     from ..preflight import check_before_training, check_nets_data_resolution
     from ..train import Runtime
 
@@ -74,10 +74,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     check_before_training([s for _, s, _ in models], dataset, recipe, args.device,
                           args.data_resolution)
     dataset = dataset_for_nets(args, [s for _, s, _ in models], dataset)
-    out = Path(args.out)
-    with RunLock(out):
-        runs = compare([(n, s) for n, s, _ in models], dataset, recipe, out, args.seeds,
-                       Runtime(device=args.device, quiet=True))
+    pairs = [(n, s) for n, s, _ in models]
+    out = forced_out(Path(args.out), conflict_of(pairs, dataset, recipe, args.seeds), args.force)
+    with RunLock(Path(args.out)):
+        runs = compare(pairs, dataset, recipe, out, args.seeds, Runtime(device=args.device, quiet=True))
     runs.to_csv(out / "runs.csv", index=False)
     summary = summarise(runs, reference=reference)
     costs = cost_table([(n, s) for n, s, _ in models], args.device)

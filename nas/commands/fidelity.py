@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..study import RunLock
+from .common import forced_out
 from .options import POSITIVE_INT, NON_NEGATIVE_INT, add
 
 
@@ -18,22 +19,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random other trained candidates (default 5)")
     p.add_argument("--noise-seeds", type=NON_NEGATIVE_INT, default=3,
                    help="seeds of the proxy retrained on its best candidate, for its seed noise (default 3)")
-    add(p, "recipe", "seeds", "device", recipe="full")
+    add(p, "recipe", "seeds", "device", "force", recipe="full")
     p.add_argument("--out", help="where the runs and fidelity.* go (default SEARCH_DIR/fidelity)")
     p.set_defaults(func=cmd_fidelity)
 
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
     """`nas fidelity`: retrain a search's candidates with a longer recipe and report rank agreement."""
-    from ..fidelity import FidelityPlan, check_fidelity, describe, fidelity_inputs, run_fidelity
+    from ..fidelity import (FidelityPlan, check_fidelity, describe, fidelity_conflict, fidelity_inputs,
+                            run_fidelity)
     from ..train import Runtime
 
     plan = FidelityPlan(top=args.top, random=args.random, recipe=args.recipe, seeds=tuple(args.seeds),
                         noise_seeds=args.noise_seeds)
     inputs = fidelity_inputs(Path(args.search_dir), plan)
     check_fidelity(inputs, plan, args.device)  # before the lock: a refusal writes nothing
-    out = Path(args.out) if args.out else Path(args.search_dir) / "fidelity"
-    with RunLock(out):
+    given = Path(args.out) if args.out else Path(args.search_dir) / "fidelity"
+    out = forced_out(given, fidelity_conflict(inputs, plan), args.force)
+    with RunLock(given):
         summary = run_fidelity(inputs, plan, out, Runtime(device=args.device, quiet=True))
     print(describe(summary))
     print(f"outputs: {out}/fidelity.csv, fidelity.md, fidelity.png, fidelity.json")

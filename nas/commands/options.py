@@ -56,6 +56,25 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _one_seed(text: str) -> int:
+    seeds = _seeds(text)
+    if len(seeds) != 1:
+        raise ValueError(f"this command trains one run: give one seed, not {text!r} (nas compare "
+                         "SPEC --seeds 0,1,2 trains several)")
+    return seeds[0]
+
+
+def _seed_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a count: give how many seeds each grid point trains "
+                         "(seeds --seed, --seed+1, ...), e.g. 3") from None
+    if count < 1:
+        raise ValueError(f"{text} must be >= 1")
+    return count
+
+
 def _phis(text: str) -> str:
     from scaling.emit import parse_phis
     parse_phis(text)  # refuse nan, inf and unreadable lists at parse time; commands re-read the text
@@ -69,6 +88,8 @@ POSITIVE = _finite(float, 0, low_open=True)
 NON_NEGATIVE = _finite(float, 0)
 MACS = _parse_with(_macs)
 SEEDS = _parse_with(_seeds)
+ONE_SEED = _parse_with(_one_seed)
+SEED_COUNT = _parse_with(_seed_count)
 PHIS = _parse_with(_phis)
 
 
@@ -88,7 +109,7 @@ OPTIONS: dict[str, Opt] = {
     # data
     "dataset": _opt("--dataset", required=True, help="digits (built in), cifar10, or imagefolder:PATH"),
     "data_dir": _opt("--data-dir", help="where cifar10 lives (default: $NAS_DATA_DIR)"),
-    "data_resolution": _opt("--data-resolution", "--resolution-data", type=POSITIVE_INT,
+    "data_resolution": _opt("--data-resolution", type=POSITIVE_INT,
                             help="decode images at this size (default: the spec's resolution)"),
     "val_fraction": _opt("--val-fraction", type=POSITIVE, default=0.1,
                          help="share of the training data held out for validation (default 0.1)"),
@@ -101,7 +122,11 @@ OPTIONS: dict[str, Opt] = {
     "batch_size": _opt("--batch-size", type=POSITIVE_INT, help="override the recipe's batch size"),
     "lr": _opt("--lr", type=POSITIVE, help="override the recipe's peak learning rate"),
     "seed": _opt("--seed", type=_finite(int), default=0, help="random seed of sampling and training (default 0)"),
-    "seeds": _opt("--seeds", type=SEEDS, default=(0,), help="comma-separated training seeds, e.g. 0,1,2"),
+    "seeds": _opt("--seeds", "--seed", type=SEEDS, default=(0,),
+                  help="comma-separated training seeds, e.g. 0,1,2 (default 0; --seed is the same option)"),
+    "grid_seeds": _opt("--grid-seeds", type=SEED_COUNT, default=1,
+                       help="seeds trained per grid point: --seed, --seed+1, ... (default 1; 3 or more "
+                            "to call a winner)"),
     # runtime
     "device": _opt("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)"),
     "no_cuda_graphs": _opt("--no-cuda-graphs", action="store_true", help="run the GPU training step eagerly"),
@@ -111,6 +136,9 @@ OPTIONS: dict[str, Opt] = {
                             help="let cuDNN autotune (13-28 s per new net; for long runs)"),
     "channels_last": _opt("--channels-last", choices=("auto", "on", "off"), default="auto",
                           help="memory layout: auto (the faster one for the device), on or off"),
+    "force": _opt("--force", action="store_true",
+                  help="when a run folder holds another configuration, train into a fresh sub-folder "
+                       "of it (run-2, run-3, ...) instead of refusing; nothing is overwritten"),
     # study runs
     "out": _opt("--out", required=True, help="run folder; re-running the same command resumes it"),
     "storage": _opt("--storage", help="Optuna storage: a journal file path or an RDB URL such as "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import SEEDS, add, config_from
+from .options import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SEEDS, add, config_from
 
 
 PIPELINE_HELPS = {
@@ -22,19 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add(p, "space", "dataset", "data_dir", "download", "target_macs", "trials", "objective", "sampler",
         "seed", "recipe", "resolution_multiple", "workers", "device", "out")
     add(p, "phi", phi="1,2,3")
-    p.add_argument("--grid-step", type=float, default=0.05, help="grid step of alpha, beta, gamma (default 0.05)")
-    p.add_argument("--grid-tolerance", type=float, default=0.1,
+    p.add_argument("--grid-step", type=POSITIVE, default=0.05,
+                   help="grid step of alpha, beta, gamma (default 0.05)")
+    p.add_argument("--grid-tolerance", type=POSITIVE, default=0.1,
                    help="allowed |realised MACs ratio - 2| of a grid point (default 0.1)")
-    p.add_argument("--grid-closest", "--closest", dest="grid_closest", type=int, default=6,
+    p.add_argument("--grid-closest", "--closest", dest="grid_closest", type=NON_NEGATIVE_INT, default=6,
                    help="grid points nearest 2x realised MACs to train (default 6; 0 = all)")
-    p.add_argument("--grid-seeds", type=int, default=1, help="seeds per grid point (default 1)")
+    add(p, "grid_seeds")
     p.add_argument("--final-recipe", help="recipe of the final comparison (default: --recipe)")
     p.add_argument("--seeds", type=SEEDS, default=(0,),
                    help="seeds of the final comparison, e.g. 0,1,2 (3 or more for verdicts)")
     p.add_argument("--study-targets", default="",
                    help="MACs ratios of the scaling study, e.g. 2x,4x (default: 2^phi of each emitted phi > 0)")
-    p.add_argument("--fidelity-top", type=int, default=3, help="top candidates retrained for fidelity (default 3)")
-    p.add_argument("--fidelity-random", type=int, default=3,
+    p.add_argument("--fidelity-top", type=POSITIVE_INT, default=3,
+                   help="top candidates retrained for fidelity (default 3)")
+    p.add_argument("--fidelity-random", type=NON_NEGATIVE_INT, default=3,
                    help="random candidates retrained for fidelity (default 3)")
     p.add_argument("--no-train-scaled", dest="train_scaled", action="store_false",
                    help="leave the emitted phi nets out of the final comparison (the study still "

@@ -9,12 +9,12 @@ from ..outfolder import write_files
 from ..paths import safe_name
 from ..presets import resolve_spec
 from ..tables import text_table
-from .common import DATA, dataset_for_nets, dataset_from_args, fit_to_data
-from .options import add, config_from
+from .common import DATA, dataset_for_nets, dataset_from_args, fit_to_data, forced_out
+from .options import SEED_COUNT, add, config_from
 
 GRID = ("base", "dataset", "data_dir", "val_fraction", "download", "step", "tolerance", "nominal_window",
         "closest", "alpha_max", "beta_max", "gamma_max", "recipe", "seed", "storage", "study_name",
-        "heartbeat", "workers", "device", "resolution_multiple", "timeout", "out")
+        "heartbeat", "workers", "device", "resolution_multiple", "timeout", "out", "grid_seeds")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = ssub.add_parser("grid", help="grid-search alpha, beta, gamma at phi = 1 at equal realised MACs")
     add(p, *GRID)
-    p.add_argument("--seeds", dest="seeds", type=int, default=1,
-                   help="seeds trained per grid point (default 1; 3 or more to call a winner)")
+    p.add_argument("--seeds", dest="grid_seeds", type=SEED_COUNT, default=1,
+                   help="the old name of --grid-seeds (a count here, not a list)")
     p.set_defaults(func=cmd_grid)
 
     p = ssub.add_parser("emit", help="emit scaled specs for a list of phi")
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--coefficients", help="alpha,beta,gamma (default: the paper's 1.2,1.1,1.15)")
     src.add_argument("--from", dest="from_file", help="a grid's best_coefficients.yaml")
-    add(p, *DATA, "recipe", "seeds", "resolution_multiple", "device", "out")
+    add(p, *DATA, "recipe", "seeds", "resolution_multiple", "device", "out", "force")
     p.set_defaults(func=cmd_study)
 
 
@@ -64,7 +64,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from scaling.grid import GridConfig, run_grid
     from scaling.grid_report import write_grid_outputs
 
-    config = config_from(GridConfig, args)
+    config = config_from(GridConfig, args, seeds=args.grid_seeds)
     chosen = write_grid_outputs(run_grid(config), config)
     if chosen is None:
         print("no grid point finished; nothing chosen")
@@ -126,6 +126,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from scaling.single import parse_targets
     from scaling.study import plan_study, run_study
 
+    from ..compare import conflict_of
     from ..preflight import check_before_training, check_nets_data_resolution
     from ..recipe import resolve_recipe
     from ..study import RunLock
@@ -143,8 +144,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     nets = plan_study(base, c, targets, args.resolution_multiple)
     check_before_training([n.spec for n in nets], dataset, recipe, args.device, args.data_resolution)
     dataset = dataset_for_nets(args, [n.spec for n in nets], dataset)  # the grown nets' size
-    out = Path(args.out)
-    with RunLock(out):
+    out = forced_out(Path(args.out), conflict_of([(n.spec.name, n.spec) for n in nets], dataset, recipe,
+                                                 args.seeds, "runs"), args.force)
+    with RunLock(Path(args.out)):
         table = run_study(nets, dataset, recipe, out, args.seeds, Runtime(device=args.device, quiet=True))
     print((out / "study.md").read_text())
     print(f"outputs: {out}/study.csv, study.md, study.png ({len(table)} nets)")

@@ -7,15 +7,17 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from ..errors import NasError
+from ..errors import Interrupted, NasError
 from ..presets import resolve_spec
 from ..study import RunLock
-from ..train import evaluate_checkpoint, load_checkpoint, train
+from ..train import CHECKPOINT, evaluate_checkpoint, load_checkpoint, train
+from ..train.checkpoint import run_fingerprint
 from ..train.memory import check_memory
+from ..train.runfolder import train_folder
 from .common import (DATA, add_data_args, add_recipe_args, add_runtime_args, check_data_resolution,
                      dataset_from_args, fit_to_data, native_resolution_note, recipe_from_args,
                      runtime_from_args)
-from .options import add
+from .options import POSITIVE_INT, add
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_args(p)
     add_recipe_args(p, default="full")
     add_runtime_args(p)
-    add(p, "out")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resolution", type=POSITIVE_INT,
+                   help="train the net at this input size instead of its spec's (as `nas flops "
+                        "--resolution`; the images are decoded at it unless --data-resolution is larger)")
+    add(p, "out", helps={"out": "run folder: checkpoint.pt, metrics.csv, result.json, spec.yaml"})
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run of this configuration in --out (or in the --force sub-folder "
+                        "that holds it)")
+    p.add_argument("--force", action="store_true",
+                   help="when --out holds a run, start over in a fresh sub-folder (run-2, run-3, ...) "
+                        "instead of refusing; nothing is overwritten")
     p.add_argument("--no-test", action="store_true", help="skip the final test-split evaluation")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="start from these weights (a `nas convert`/`nas train` run or checkpoint)")
@@ -36,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a data split")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="run directory or checkpoint.pt")
-    add(p, *DATA, dataset=None)
+    add(p, *DATA, dataset=None, val_fraction=None,
+        helps={"dataset": "digits, cifar10 or imagefolder:PATH (default: the one the run trained on)",
+               "data_dir": "where cifar10 lives (default: the copy the run trained on, else $NAS_DATA_DIR)",
+               "val_fraction": "share held out for validation (default: the run's own, so --split val "
+                               "is the split it was validated on)"})
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="the split to evaluate (default test)")
     add(p, "device")
@@ -48,6 +62,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Run `nas train`."""
     recipe = recipe_from_args(args)
     spec = resolve_spec(args.spec)
+    if args.resolution is not None:
+        spec = spec.replace(resolution=args.resolution)
     check_data_resolution(args.data_resolution, spec.resolution, spec.name)
     check_memory(spec, recipe.batch_size, args.device)
     dataset = dataset_from_args(args, resolution=spec.resolution)
@@ -57,15 +73,81 @@ def cmd_train(args: argparse.Namespace) -> int:
     if note:
         print(note, file=sys.stderr)
     init = init_weights_from_args(args, spec, dataset)
-    with RunLock(Path(args.out)):
-        result = train(spec, dataset, recipe, runtime=runtime_from_args(args), out_dir=args.out,
-                       resume=args.resume, evaluate_test=not args.no_test, init_weights=init)
+    out = Path(args.out)
+    folder, resume = train_folder(out, run_fingerprint(spec, recipe, dataset), args.resume, args.force)
+    if folder != out:
+        print(f"{out} holds another run; --force: training into {folder}")
+    with RunLock(out):
+        try:
+            result = train(spec, dataset, recipe, runtime=runtime_from_args(args), out_dir=folder,
+                           resume=resume, evaluate_test=not args.no_test, init_weights=init)
+        except KeyboardInterrupt:
+            raise Interrupted(interrupted_line(folder)) from None
     test = f", test {result.test_acc:.4f}" if result.test_acc is not None else ""
     val = f"{result.val_acc:.4f}" if result.val_acc is not None else "-"
     print(f"{result.status}: {result.epochs_run} epochs, val {val}{test}, "
           f"{result.images_per_s:,.0f} img/s, {result.train_seconds:.1f} s training "
-          f"({result.wall_seconds:.1f} s wall) -> {args.out}")
+          f"({result.wall_seconds:.1f} s wall) -> {folder}")
     return 0 if result.status == "completed" else 1
+
+
+def interrupted_line(folder: Path) -> str:
+    """What a Ctrl-C'd `nas train` saved, and how to go on."""
+    if not (folder / CHECKPOINT).is_file():
+        return "interrupted before the first epoch ended; nothing saved: re-run the same command to start again"
+    epoch = len(load_checkpoint(folder)[1].get("history") or [])
+    return (f"interrupted; {folder / CHECKPOINT} holds epoch {epoch}: re-run the same command with "
+            "--resume to go on from there")
+
+
+SPLITS = ("train", "val", "test")
+
+
+def dataset_name(option: str) -> str:
+    """The name a loaded data set will carry for a --dataset value (image folders: the
+    folder's name), without loading it."""
+    if option.startswith("imagefolder:"):
+        return f"imagefolder:{Path(option.split(':', 1)[1]).name}"
+    return option
+
+
+def fill_data_args_from_run(args: argparse.Namespace, saved: dict, val_fraction: Optional[float]) -> None:
+    """Fill --dataset, --data-dir and --val-fraction that were not given from what the run
+    recorded (its data fingerprint), so `nas eval DIR` evaluates on the run's own data."""
+    source = saved.get("source")
+    if args.dataset is None:
+        args.dataset = saved.get("name")
+        if args.dataset is None:
+            raise NasError(f"{args.checkpoint} does not record its data set (an older or converted "
+                           "checkpoint); pass --dataset")
+        if args.dataset.startswith("imagefolder:"):  # the name keeps the folder's name only
+            if not (source and Path(source).is_dir()):
+                raise NasError(f"{args.checkpoint} was trained on the image folder {source}, which is "
+                               "not here; pass --dataset imagefolder:PATH")
+            args.dataset = f"imagefolder:{source}"
+    elif saved.get("name") not in (None, dataset_name(args.dataset)):
+        raise NasError(f"{args.checkpoint} was trained on {saved['name']}, not {args.dataset}; leave "
+                       "--dataset out (the run knows its data) or fine-tune first (nas train --init)")
+    if (args.data_dir is None and args.dataset == saved.get("name") == "cifar10" and source
+            and Path(source).exists()):
+        args.data_dir = source
+    sizes = saved.get("sizes")
+    if args.val_fraction is None:  # older checkpoints: the share their split sizes imply
+        args.val_fraction = val_fraction or (round(sizes[1] / (sizes[0] + sizes[1]), 3) if sizes else 0.1)
+
+
+def check_split_as_trained(saved: dict, dataset, split: str, checkpoint: str) -> None:
+    """Refuse a split whose size differs from the run's own (another --val-fraction, another
+    copy of the data): its accuracy would not be the one the run reported."""
+    sizes = saved.get("sizes")
+    if not sizes or saved.get("name") != dataset.name:
+        return  # another data set: evaluate_checkpoint refuses it by name and class count
+    now = [len(dataset.train), len(dataset.val), len(dataset.test)]
+    i = SPLITS.index(split)
+    if now[i] != sizes[i]:
+        raise NasError(f"{checkpoint}: the {split} split has {now[i]:,} images here but {sizes[i]:,} "
+                       "when the run trained; leave --data-dir and --val-fraction out to use the "
+                       "run's own, or give the copy and share it trained with")
 
 
 def init_weights_from_args(args: argparse.Namespace, spec, dataset) -> Optional[dict]:
@@ -82,12 +164,10 @@ def init_weights_from_args(args: argparse.Namespace, spec, dataset) -> Optional[
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run `nas eval`."""
     spec, state = load_checkpoint(args.checkpoint)
-    if args.dataset is None:  # the run folder knows its data set
-        saved = (state.get("fingerprint") or {}).get("data") or {}
-        args.dataset = saved.get("name")
-        if args.dataset is None or args.dataset.startswith("imagefolder:"):
-            raise NasError(f"{args.checkpoint} does not record a loadable data set; pass --dataset")
+    saved = (state.get("fingerprint") or {}).get("data") or {}
+    fill_data_args_from_run(args, saved, state.get("val_fraction"))
     dataset = dataset_from_args(args, resolution=spec.resolution)
+    check_split_as_trained(saved, dataset, args.split, args.checkpoint)
     report = evaluate_checkpoint(args.checkpoint, dataset, args.split, args.device)
     print(json.dumps(report) if args.json else
           f"{report['spec']} on {dataset.name} {args.split} ({report['images']} images): accuracy "

@@ -44,9 +44,12 @@ def load_dataset(name: str, data_dir: Optional[str | Path] = None, resolution: O
         raise DataError(f"val_fraction {val_fraction} must be in (0, 1)")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     if name == "digits":
-        return digits.load(resolution or 16, val_fraction)
-    if name == "cifar10":
-        return cifar.load(data_dir, resolution, val_fraction, download, cache_dir)
-    if name.startswith("imagefolder:"):
-        return imagefolder.load(Path(name.split(":", 1)[1]), resolution or 64, val_fraction, cache_dir)
-    raise DataError(f"unknown dataset {name!r}; use digits, cifar10 or imagefolder:PATH")
+        dataset = digits.load(resolution or 16, val_fraction)
+    elif name == "cifar10":
+        dataset = cifar.load(data_dir, resolution, val_fraction, download, cache_dir)
+    elif name.startswith("imagefolder:"):
+        dataset = imagefolder.load(Path(name.split(":", 1)[1]), resolution or 64, val_fraction, cache_dir)
+    else:
+        raise DataError(f"unknown dataset {name!r}; use digits, cifar10 or imagefolder:PATH")
+    dataset.val_fraction = val_fraction
+    return dataset

@@ -60,6 +60,7 @@ class Dataset:
     source: str
     cached: bool = False  # True when decoded arrays came from the cache
     native: Optional[int] = None  # the source images' own side length, when known (digits: 8)
+    val_fraction: Optional[float] = None  # the share held out as `val` (set by load_dataset)
     _staged: dict = field(default_factory=dict, repr=False)
     _stats: Optional[tuple[list[float], list[float]]] = field(default=None, repr=False)
 

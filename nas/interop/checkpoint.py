@@ -10,7 +10,7 @@ import torch
 
 from ..recipe import Recipe
 from ..spec import ArchSpec, SpecError
-from ..train.checkpoint import CHECKPOINT, TrainError, checkpoint_path
+from ..train.checkpoint import CHECKPOINT, TrainError, checkpoint_path, load_tensors
 from . import InteropError
 
 
@@ -52,10 +52,7 @@ def read_checkpoint(path: str | Path) -> tuple[Optional[ArchSpec], dict[str, tor
         path = checkpoint_path(path)
     except TrainError as exc:
         raise InteropError(str(exc)) from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many kinds
-        raise InteropError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    state = load_tensors(path, f"a {CHECKPOINT} of `nas train`/`nas convert`, or a state_dict")
     if isinstance(state, dict) and isinstance(state.get("weights"), dict) and "spec" in state:
         try:
             return ArchSpec.from_dict(state["spec"]), state["weights"]

@@ -77,15 +77,20 @@ def write_metrics(out_dir: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
-def read_checkpoint(path: Path) -> dict:
-    """A checkpoint's contents, loaded without unpickling code; unreadable files are named."""
+def load_tensors(path: Path, expected: str = f"a {CHECKPOINT} written by `nas train`") -> Any:
+    """torch.load with weights_only=True (tensors and plain data, never code); a truncated,
+    corrupt or crafted file is one line naming it and what was `expected` instead."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
             ValueError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainError(f"{path} is not a readable checkpoint ({first[:160]}); give a "
-                         f"{CHECKPOINT} written by `nas train`") from None
+        raise TrainError(f"{path} is not a readable checkpoint ({first[:160]}); give {expected}") from None
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint's contents, loaded without unpickling code; unreadable files are named."""
+    state = load_tensors(path)
     if not isinstance(state, dict) or "spec" not in state or "weights" not in state:
         raise TrainError(f"{path} is not a `nas train` checkpoint (no spec/weights inside)")
     return state

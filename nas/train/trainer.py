@@ -319,6 +319,7 @@ def _save_checkpoint(run: Run) -> None:
     save_atomic({
         "format": FORMAT, "spec": run.spec.to_dict(), "recipe": run.recipe.to_dict(),
         "fingerprint": run.fingerprint, "normalize": list(run.dataset.mean_std()),
+        "val_fraction": run.dataset.val_fraction,
         "epoch": len(run.history), "history": run.history, "model": run.model.state_dict(),
         "weights": evaluation_model(run).state_dict(), "optimizer": run.stepper.optimizer.state_dict(),
         "ema": run.ema.state_dict() if run.ema is not None else None,
