@@ -1,3 +1,4 @@
+import re
 import math
 import signal
 import subprocess
@@ -185,6 +186,8 @@ def test_pipeline_end_to_end_and_rerun_does_nothing_twice(tmp_path, capsys):
     assert len(models) == 1 + 2 + 2  # base, phi 1 and 2, two hand-designed references
     assert models["test_acc"].notna().all()
     assert "| model | MACs (M)" in first
+    trained = first[first.index("] train\n"):first.index("] study\n")]  # the training step alone
+    assert re.search(r"epoch 2/2 .*img/s.*ETA", trained), "the training step shows epoch progress"
     stamps = {p: p.stat().st_mtime_ns for p in (out / "train").rglob("checkpoint.pt")}
     assert len(stamps) == 5
     assert main(args) == 0
