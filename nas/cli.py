@@ -26,9 +26,23 @@ INTERRUPTED = ("interrupted; progress so far is saved where the command supports
                "(re-run the same command to go on)")
 
 
+NEGATIVE_VALUED = ("--phi",)  # options whose value may start with a minus sign
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """`--phi -1,0.5` as `--phi=-1,0.5`: argparse would read the value as an unknown option."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in NEGATIVE_VALUED and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one `nas` command; user errors are one line and exit 2, Ctrl-C exits 130."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         return _run(args)
     except Exception as exc:
@@ -72,10 +86,10 @@ NOT_WRITABLE = (errno.EROFS,)
 def os_error_line(exc: OSError, out: Optional[str] = None) -> str:
     """One line for a file-system error, naming the path and what to do. A failed write to an
     open file carries no file name; then the command's --out is named."""
-    path = exc.filename or (f"into {out}" if out else "a file")
     reason = exc.strerror or str(exc).splitlines()[0]
+    written = exc.filename or (f"into {out}" if out else "a file")
     if exc.errno in NO_ROOM:
-        return f"cannot write {path}: {reason}; free some space or choose another --out"
+        return f"cannot write {written}: {reason}; free some space or choose another --out"
     if isinstance(exc, (PermissionError, IsADirectoryError)) or exc.errno in NOT_WRITABLE:
-        return f"cannot write {path}: {reason}; choose a writable --out"
-    return f"{path}: {reason}"
+        return f"cannot write {written}: {reason}; choose a writable --out"
+    return f"{exc.filename or 'a file'}: {reason}"

@@ -19,7 +19,7 @@ from .spec import ArchSpec
 from .stats import noise_floor_line, summarise_seeds, verdict_markdown
 from .train import CHECKPOINT, Runtime, train
 from .train.checkpoint import run_fingerprint
-from .train.runfolder import RESULT, Conflict, first_conflict, refusal
+from .train.runfolder import RESULT, Fit, FitOf, fit_of_runs, refusal
 
 
 def run_dir(out: Path, name: str, seed: int) -> Path:
@@ -34,15 +34,15 @@ def planned_runs(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recip
             for name, spec in models for seed in seeds]
 
 
-def conflict_of(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Recipe,
-                seeds: Sequence[int], sub: str = "") -> Conflict:
-    """For `nas.train.runfolder.choose_out`: why these runs would not fit a folder (its `sub`
-    sub-folder holding run folders of another configuration), or None."""
-    def conflict(out: Path) -> Optional[str]:
+def fit_of(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Recipe,
+           seeds: Sequence[int], sub: str = "") -> FitOf:
+    """For `nas.train.runfolder.choose_out`: how these runs fit a folder (their run folders
+    under its `sub` sub-folder)."""
+    def fit(out: Path) -> Fit:
         runs = planned_runs(models, dataset, recipe, out / sub if sub else out, seeds)
-        return first_conflict((folder, run_fingerprint(spec, seeded, dataset))
-                              for _, spec, seeded, folder in runs)
-    return conflict
+        return fit_of_runs((folder, run_fingerprint(spec, seeded, dataset))
+                           for _, spec, seeded, folder in runs)
+    return fit
 
 
 def run_one(name: str, spec: ArchSpec, dataset: Dataset, recipe: Recipe, folder: Path, runtime: Runtime,
@@ -65,7 +65,7 @@ def compare(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Re
     """Train every model with every seed under one recipe; one row per (model, seed).
 
     Every run folder is checked before anything trains: one holding another configuration
-    is refused (commands with --force choose a fresh `out` first: `conflict_of`).
+    is refused (commands with --force choose a fresh `out` first, with `fit_of`).
 
     Args:
         models: (name, spec) pairs; specs must already fit the data set's classes.
@@ -76,7 +76,7 @@ def compare(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Re
         runtime: device and speed settings.
         log: where progress lines go (epoch lines included).
     """
-    conflict = conflict_of(models, dataset, recipe, seeds)(out)
+    conflict = fit_of(models, dataset, recipe, seeds)(out).conflict
     if conflict:
         raise refusal(conflict, out, force_hint=False)
     rows = []

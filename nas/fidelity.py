@@ -17,7 +17,7 @@ import optuna
 import pandas as pd
 import yaml
 
-from .compare import compare, conflict_of
+from .compare import compare, fit_of
 from .data import Dataset, load_dataset
 from .errors import NasError
 from .preflight import check_before_training, check_memory_of, to_stderr, training_batch
@@ -30,7 +30,7 @@ from .stats import rank_agreement, t_interval
 from .study import make_storage
 from .tables import markdown_table
 from .train import Runtime
-from .train.runfolder import Conflict, refusal
+from .train.runfolder import Fit, FitOf, refusal
 
 
 @dataclass(frozen=True)
@@ -123,13 +123,17 @@ def check_fidelity(inputs: FidelityInputs, plan: FidelityPlan, device: str,
         check_memory_of(specs[:1], training_batch(proxy, inputs.dataset), device)
 
 
-def fidelity_conflict(inputs: FidelityInputs, plan: FidelityPlan) -> Conflict:
-    """Why a folder cannot take this fidelity run (`nas.train.runfolder.choose_out`): its long
-    runs or proxy-noise runs hold another configuration."""
-    long_runs = conflict_of(inputs.models, inputs.dataset, resolve_recipe(plan.recipe), plan.seeds, "long")
-    noise_runs = conflict_of(inputs.models[:1], inputs.dataset, resolve_recipe(inputs.config.recipe),
-                             list(range(plan.noise_seeds)) if plan.noise_seeds >= 2 else [], "proxy-noise")
-    return lambda out: long_runs(out) or noise_runs(out)
+def fidelity_fit(inputs: FidelityInputs, plan: FidelityPlan) -> FitOf:
+    """How this fidelity run fits a folder (`nas.train.runfolder.choose_out`): its long runs
+    and its proxy-noise runs together."""
+    long_runs = fit_of(inputs.models, inputs.dataset, resolve_recipe(plan.recipe), plan.seeds, "long")
+    noise_runs = fit_of(inputs.models[:1], inputs.dataset, resolve_recipe(inputs.config.recipe),
+                        list(range(plan.noise_seeds)) if plan.noise_seeds >= 2 else [], "proxy-noise")
+
+    def fit(out: Path) -> Fit:
+        a, b = long_runs(out), noise_runs(out)
+        return Fit(a.conflict or b.conflict, a.matched + b.matched)
+    return fit
 
 
 def run_fidelity(inputs: FidelityInputs, plan: FidelityPlan, out: Optional[Path] = None,
@@ -139,7 +143,7 @@ def run_fidelity(inputs: FidelityInputs, plan: FidelityPlan, out: Optional[Path]
     config, dataset, models = inputs.config, inputs.dataset, inputs.models
     long_recipe = resolve_recipe(plan.recipe)
     metric = "val_acc" if long_recipe.train_split == "train" else "test_acc"
-    conflict = fidelity_conflict(inputs, plan)(out)
+    conflict = fidelity_fit(inputs, plan)(out).conflict
     if conflict:  # found before anything trains
         raise refusal(conflict, out, force_hint=False)
     long_runs = compare(models, dataset, long_recipe, out / "long", plan.seeds, runtime, log)

@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from ..data import Dataset, load_dataset
 from ..data.fit import check_data_resolution, native_resolution_note  # noqa: F401 (re-exported)
 from ..recipe import Recipe, resolve_recipe
 from ..spec import ArchSpec
 from ..train import Runtime
+from ..study import RunLock, check_unlocked
 from .options import ONE_SEED, add
+
+if TYPE_CHECKING:
+    from ..train.runfolder import FitOf
 
 DATA = ("dataset", "data_dir", "data_resolution", "val_fraction", "download")
 RUNTIME = ("device", "no_cuda_graphs", "compile", "cudnn_benchmark", "channels_last")
@@ -79,14 +84,31 @@ def fit_to_data(spec: ArchSpec, dataset: Dataset, log: Callable[[str], None] = p
     return spec.replace(num_classes=dataset.num_classes, in_channels=dataset.channels)
 
 
-def forced_out(out: Path, conflict: Callable[[Path], Optional[str]], force: bool) -> Path:
-    """The folder a training command writes into (`nas.train.runfolder.choose_out`): --out, or
-    with --force a fresh --out/run-N when --out holds runs of another configuration. Called
-    before the lock: a refusal writes nothing."""
+@contextlib.contextmanager
+def run_folder(out: Path, fit: "FitOf", force: bool) -> Iterator[Path]:
+    """Hold --out's lock and yield the folder a training command writes into: --out, or with
+    --force a fresh --out/run-N when --out holds runs of another configuration (an earlier
+    forced run of the same command is found again). Refusals come before anything is written;
+    a forced folder is locked too, so `--out OUT/run-N` from elsewhere waits its turn."""
     from ..train.runfolder import choose_out
 
-    chosen = choose_out(out, conflict, force)
-    if chosen != out:
-        print(f"{out} holds runs of another configuration; writing into {chosen}"
-              + (" (--force)" if not chosen.exists() else " (an earlier --force run of this command)"))
-    return chosen
+    check_unlocked(out)  # another process may be writing the run files read below
+    chosen = choose_out(out, fit, force)
+    with locked_folders(out, chosen):
+        if chosen != out:
+            print(f"{out} holds runs of another configuration; writing into {chosen}")
+        yield chosen
+
+
+@contextlib.contextmanager
+def locked_folders(out: Path, chosen: Path) -> Iterator[None]:
+    """Lock --out and, when a command writes into a sub-folder of it, that folder as well
+    (made and marked as forced when it is new)."""
+    from ..train.runfolder import mark_forced
+
+    with RunLock(out), contextlib.ExitStack() as stack:
+        if chosen != out:
+            if not chosen.exists():
+                mark_forced(chosen)
+            stack.enter_context(RunLock(chosen))
+        yield

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import NasError
+from ..paths import safe_name
 from ..presets import resolve_spec
 from ..recipe import resolve_recipe
 from ..spec import ArchSpec
-from ..study import RunLock
-from .common import DATA, dataset_for_nets, fit_to_data, forced_out
+from ..train.runfolder import is_rerun_name
+from .common import DATA, dataset_for_nets, fit_to_data, run_folder
 from .options import MACS, add
 
 
@@ -53,7 +54,7 @@ def matched_models(specs: list[ArchSpec], target: Optional[int], by: str, keep: 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run `nas compare`."""
-    from ..compare import compare, conflict_of, cost_disagreements, cost_table, markdown, plot, summarise
+    from ..compare import compare, cost_disagreements, cost_table, fit_of, markdown, plot, summarise
     from ..preflight import check_before_training, check_nets_data_resolution
     from ..train import Runtime
 
@@ -64,6 +65,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise NasError(f"two specs share a name ({names}); give them distinct `name:` fields")
+    reserved = [n for n in names if is_rerun_name(safe_name(n))]
+    if reserved:
+        raise NasError(f"a net may not be named {reserved[0]!r}: run-N names the folders of --force "
+                       "runs; give it another `name:`")
     if args.reference is not None and args.reference not in names:
         raise NasError(f"--reference {args.reference!r} is not among {', '.join(names)}")
     reference = args.reference or names[0]
@@ -75,12 +80,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
                           args.data_resolution)
     dataset = dataset_for_nets(args, [s for _, s, _ in models], dataset)
     pairs = [(n, s) for n, s, _ in models]
-    out = forced_out(Path(args.out), conflict_of(pairs, dataset, recipe, args.seeds), args.force)
-    with RunLock(Path(args.out)):
+    with run_folder(Path(args.out), fit_of(pairs, dataset, recipe, args.seeds), args.force) as out:
         runs = compare(pairs, dataset, recipe, out, args.seeds, Runtime(device=args.device, quiet=True))
     runs.to_csv(out / "runs.csv", index=False)
     summary = summarise(runs, reference=reference)
-    costs = cost_table([(n, s) for n, s, _ in models], args.device)
+    costs = cost_table(pairs, args.device)
     summary = summary.merge(costs, on="model").assign(target_macs=[t for _, _, t in models])
     summary.to_csv(out / "compare.csv", index=False)
     warnings = cost_disagreements(summary)

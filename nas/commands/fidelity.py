@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..study import RunLock
-from .common import forced_out
+from .common import run_folder
 from .options import POSITIVE_INT, NON_NEGATIVE_INT, add
 
 
@@ -26,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
     """`nas fidelity`: retrain a search's candidates with a longer recipe and report rank agreement."""
-    from ..fidelity import (FidelityPlan, check_fidelity, describe, fidelity_conflict, fidelity_inputs,
+    from ..fidelity import (FidelityPlan, check_fidelity, describe, fidelity_fit, fidelity_inputs,
                             run_fidelity)
     from ..train import Runtime
 
@@ -35,8 +34,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     inputs = fidelity_inputs(Path(args.search_dir), plan)
     check_fidelity(inputs, plan, args.device)  # before the lock: a refusal writes nothing
     given = Path(args.out) if args.out else Path(args.search_dir) / "fidelity"
-    out = forced_out(given, fidelity_conflict(inputs, plan), args.force)
-    with RunLock(given):
+    with run_folder(given, fidelity_fit(inputs, plan), args.force) as out:
         summary = run_fidelity(inputs, plan, out, Runtime(device=args.device, quiet=True))
     print(describe(summary))
     print(f"outputs: {out}/fidelity.csv, fidelity.md, fidelity.png, fidelity.json")

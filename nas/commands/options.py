@@ -181,7 +181,7 @@ OPTIONS: dict[str, Opt] = {
                                 help="round scaled resolutions to this many pixels (default 0: 8 from 64 px, "
                                      "4 from 32 px, 2 below, so gamma ~ 1.1 stays expressible)"),
     "phi": _opt("--phi", default="1..7", type=PHIS,
-                help="compound coefficients, e.g. 1..7, 1,2,3 or =-1,0.5 (write --phi=-1,0.5 for negatives)"),
+                help="compound coefficients, e.g. 1..7, 1,2,3 or -1,0.5 (negative and fractional phi too)"),
 }
 
 

@@ -9,7 +9,7 @@ from ..outfolder import write_files
 from ..paths import safe_name
 from ..presets import resolve_spec
 from ..tables import text_table
-from .common import DATA, dataset_for_nets, dataset_from_args, fit_to_data, forced_out
+from .common import DATA, dataset_for_nets, dataset_from_args, fit_to_data, run_folder
 from .options import SEED_COUNT, add, config_from
 
 GRID = ("base", "dataset", "data_dir", "val_fraction", "download", "step", "tolerance", "nominal_window",
@@ -126,10 +126,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     from scaling.single import parse_targets
     from scaling.study import plan_study, run_study
 
-    from ..compare import conflict_of
+    from ..compare import fit_of
     from ..preflight import check_before_training, check_nets_data_resolution
     from ..recipe import resolve_recipe
-    from ..study import RunLock
     from ..train import Runtime
 
     base = resolve_spec(args.base)
@@ -144,9 +143,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     nets = plan_study(base, c, targets, args.resolution_multiple)
     check_before_training([n.spec for n in nets], dataset, recipe, args.device, args.data_resolution)
     dataset = dataset_for_nets(args, [n.spec for n in nets], dataset)  # the grown nets' size
-    out = forced_out(Path(args.out), conflict_of([(n.spec.name, n.spec) for n in nets], dataset, recipe,
-                                                 args.seeds, "runs"), args.force)
-    with RunLock(Path(args.out)):
+    fit = fit_of([(n.spec.name, n.spec) for n in nets], dataset, recipe, args.seeds, "runs")
+    with run_folder(Path(args.out), fit, args.force) as out:
         table = run_study(nets, dataset, recipe, out, args.seeds, Runtime(device=args.device, quiet=True))
     print((out / "study.md").read_text())
     print(f"outputs: {out}/study.csv, study.md, study.png ({len(table)} nets)")

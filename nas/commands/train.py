@@ -7,16 +7,17 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from ..data import dataset_name
 from ..errors import Interrupted, NasError
 from ..presets import resolve_spec
-from ..study import RunLock
+from ..study import check_unlocked
 from ..train import CHECKPOINT, evaluate_checkpoint, load_checkpoint, train
 from ..train.checkpoint import run_fingerprint
 from ..train.memory import check_memory
 from ..train.runfolder import train_folder
 from .common import (DATA, add_data_args, add_recipe_args, add_runtime_args, check_data_resolution,
-                     dataset_from_args, fit_to_data, native_resolution_note, recipe_from_args,
-                     runtime_from_args)
+                     dataset_from_args, fit_to_data, locked_folders, native_resolution_note,
+                     recipe_from_args, runtime_from_args)
 from .options import POSITIVE_INT, add
 
 
@@ -74,15 +75,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     init = init_weights_from_args(args, spec, dataset)
     out = Path(args.out)
+    check_unlocked(out)  # before reading the run files another process may be writing
     folder, resume = train_folder(out, run_fingerprint(spec, recipe, dataset), args.resume, args.force)
     if folder != out:
-        print(f"{out} holds another run; --force: training into {folder}")
-    with RunLock(out):
+        print(f"resuming the run of this configuration in {folder}" if resume else
+              f"{out} holds a run; --force: starting over in {folder}")
+    with locked_folders(out, folder):
         try:
             result = train(spec, dataset, recipe, runtime=runtime_from_args(args), out_dir=folder,
                            resume=resume, evaluate_test=not args.no_test, init_weights=init)
         except KeyboardInterrupt:
-            raise Interrupted(interrupted_line(folder)) from None
+            raise Interrupted(interrupted_line(folder, out, resume)) from None
     test = f", test {result.test_acc:.4f}" if result.test_acc is not None else ""
     val = f"{result.val_acc:.4f}" if result.val_acc is not None else "-"
     print(f"{result.status}: {result.epochs_run} epochs, val {val}{test}, "
@@ -91,29 +94,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if result.status == "completed" else 1
 
 
-def interrupted_line(folder: Path) -> str:
-    """What a Ctrl-C'd `nas train` saved, and how to go on."""
-    if not (folder / CHECKPOINT).is_file():
-        return "interrupted before the first epoch ended; nothing saved: re-run the same command to start again"
-    epoch = len(load_checkpoint(folder)[1].get("history") or [])
-    return (f"interrupted; {folder / CHECKPOINT} holds epoch {epoch}: re-run the same command with "
-            "--resume to go on from there")
+def interrupted_line(folder: Path, out: Path, resumed: bool) -> str:
+    """What a Ctrl-C'd `nas train` into `folder` saved, and how to go on. Epochs are counted
+    from metrics.csv, written beside each checkpoint (no checkpoint load in a Ctrl-C handler)."""
+    metrics = folder / "metrics.csv"
+    epochs = max(0, len(metrics.read_text().splitlines()) - 1) if metrics.is_file() else 0
+    if not epochs and not resumed:
+        return ("interrupted before the first epoch ended; nothing saved: re-run the same command "
+                "to start again")
+    how = "the same command with --resume" if folder == out else f"with --resume --out {folder}"
+    return f"interrupted; {folder / CHECKPOINT} holds epoch {epochs}: re-run {how} to go on from there"
 
 
 SPLITS = ("train", "val", "test")
 
 
-def dataset_name(option: str) -> str:
-    """The name a loaded data set will carry for a --dataset value (image folders: the
-    folder's name), without loading it."""
-    if option.startswith("imagefolder:"):
-        return f"imagefolder:{Path(option.split(':', 1)[1]).name}"
-    return option
-
-
-def fill_data_args_from_run(args: argparse.Namespace, saved: dict, val_fraction: Optional[float]) -> None:
-    """Fill --dataset, --data-dir and --val-fraction that were not given from what the run
-    recorded (its data fingerprint), so `nas eval DIR` evaluates on the run's own data."""
+def fill_data_args_from_run(args: argparse.Namespace, saved: dict, val_fraction: Optional[float]) -> bool:
+    """Fill --dataset, --data-dir, --data-resolution and --val-fraction that were not given
+    from what the run recorded (its data fingerprint), so `nas eval DIR` evaluates on the
+    run's own data, decoded as it was. Returns True when the validation share had to be
+    guessed from the split sizes (checkpoints that do not record it)."""
     source = saved.get("source")
     if args.dataset is None:
         args.dataset = saved.get("name")
@@ -125,18 +125,23 @@ def fill_data_args_from_run(args: argparse.Namespace, saved: dict, val_fraction:
                 raise NasError(f"{args.checkpoint} was trained on the image folder {source}, which is "
                                "not here; pass --dataset imagefolder:PATH")
             args.dataset = f"imagefolder:{source}"
-    elif saved.get("name") not in (None, dataset_name(args.dataset)):
+    elif saved.get("name") not in (None, dataset_name(args.dataset)):  # before loading it
         raise NasError(f"{args.checkpoint} was trained on {saved['name']}, not {args.dataset}; leave "
                        "--dataset out (the run knows its data) or fine-tune first (nas train --init)")
     if (args.data_dir is None and args.dataset == saved.get("name") == "cifar10" and source
             and Path(source).exists()):
         args.data_dir = source
+    if args.data_resolution is None and args.dataset == saved.get("name"):
+        args.data_resolution = saved.get("resolution")
     sizes = saved.get("sizes")
-    if args.val_fraction is None:  # older checkpoints: the share their split sizes imply
-        args.val_fraction = val_fraction or (round(sizes[1] / (sizes[0] + sizes[1]), 3) if sizes else 0.1)
+    if args.val_fraction is not None or val_fraction is not None:
+        args.val_fraction = args.val_fraction or val_fraction
+        return False
+    args.val_fraction = round(sizes[1] / (sizes[0] + sizes[1]), 3) if sizes else 0.1
+    return True
 
 
-def check_split_as_trained(saved: dict, dataset, split: str, checkpoint: str) -> None:
+def check_split_as_trained(saved: dict, dataset, split: str, checkpoint: str, guessed: bool) -> None:
     """Refuse a split whose size differs from the run's own (another --val-fraction, another
     copy of the data): its accuracy would not be the one the run reported."""
     sizes = saved.get("sizes")
@@ -145,9 +150,11 @@ def check_split_as_trained(saved: dict, dataset, split: str, checkpoint: str) ->
     now = [len(dataset.train), len(dataset.val), len(dataset.test)]
     i = SPLITS.index(split)
     if now[i] != sizes[i]:
+        fix = ("this checkpoint does not record its validation share: pass the --val-fraction it "
+               "trained with" if guessed else "leave --data-dir and --val-fraction out to use the "
+               "run's own, or give the copy and share it trained with")
         raise NasError(f"{checkpoint}: the {split} split has {now[i]:,} images here but {sizes[i]:,} "
-                       "when the run trained; leave --data-dir and --val-fraction out to use the "
-                       "run's own, or give the copy and share it trained with")
+                       f"when the run trained; {fix}")
 
 
 def init_weights_from_args(args: argparse.Namespace, spec, dataset) -> Optional[dict]:
@@ -165,9 +172,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Run `nas eval`."""
     spec, state = load_checkpoint(args.checkpoint)
     saved = (state.get("fingerprint") or {}).get("data") or {}
-    fill_data_args_from_run(args, saved, state.get("val_fraction"))
+    guessed = fill_data_args_from_run(args, saved, state.get("val_fraction"))
     dataset = dataset_from_args(args, resolution=spec.resolution)
-    check_split_as_trained(saved, dataset, args.split, args.checkpoint)
+    check_split_as_trained(saved, dataset, args.split, args.checkpoint, guessed)
     report = evaluate_checkpoint(args.checkpoint, dataset, args.split, args.device)
     print(json.dumps(report) if args.json else
           f"{report['spec']} on {dataset.name} {args.split} ({report['images']} images): accuracy "

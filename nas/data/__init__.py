@@ -18,7 +18,7 @@ from typing import Optional
 from . import cifar, digits, imagefolder
 from .dataset import DataError, Dataset, Split
 
-__all__ = ["DataError", "Dataset", "Split", "load_dataset", "default_data_dir"]
+__all__ = ["DataError", "Dataset", "Split", "dataset_name", "load_dataset", "default_data_dir"]
 
 
 def default_data_dir() -> Optional[Path]:
@@ -53,3 +53,11 @@ def load_dataset(name: str, data_dir: Optional[str | Path] = None, resolution: O
         raise DataError(f"unknown dataset {name!r}; use digits, cifar10 or imagefolder:PATH")
     dataset.val_fraction = val_fraction
     return dataset
+
+
+def dataset_name(option: str) -> str:
+    """The name the Dataset of a --dataset value will carry (image folders: the folder's own
+    name), without loading it."""
+    if option.startswith("imagefolder:"):
+        return imagefolder.dataset_name(Path(option.split(":", 1)[1]))
+    return option

@@ -69,4 +69,9 @@ def load(path: Path, resolution: int, val_fraction: float, cache_dir) -> Dataset
     train, val = split_off_validation(arrays["train_x"], arrays["train_y"], val_fraction)
     import torch
     test = Split(torch.from_numpy(arrays["test_x"]), torch.from_numpy(arrays["test_y"]))
-    return Dataset(f"imagefolder:{path.name}", classes, train, val, test, str(path), cached=hit)
+    return Dataset(dataset_name(path), classes, train, val, test, str(path), cached=hit)
+
+
+def dataset_name(path: Path) -> str:
+    """The name an image folder's Dataset carries: the folder's own name, not its path."""
+    return f"imagefolder:{Path(path).name}"

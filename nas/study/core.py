@@ -84,10 +84,10 @@ def locked(plan: StudyPlan) -> Iterator[None]:
         plan: the study; its out folder and storage are locked.
     """
     with contextlib.ExitStack() as stack:
-        stack.enter_context(RunLock(plan.out))
-        if is_file_storage(plan.storage):
+        if is_file_storage(plan.storage):  # first: a busy journal is refused before --out is made
             journal = journal_path(plan.storage, plan.out).resolve()
             stack.enter_context(RunLock(journal.parent, f".{journal.name}.lock"))
+        stack.enter_context(RunLock(plan.out))
         yield
 
 

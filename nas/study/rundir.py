@@ -50,6 +50,14 @@ class RunLock:
             self.handle.close()
 
 
+def check_unlocked(out: Path, lock_file: str = LOCK_FILE) -> None:
+    """Refuse now, writing nothing, when another `nas` process holds `out`'s lock: before a
+    command reads the run files that process may be writing."""
+    if (out / lock_file).is_file():
+        with RunLock(out, lock_file):
+            pass
+
+
 def pin_settings(out: Path, filename: str, settings: dict[str, Any], may_change: Iterable[str],
                  what: str) -> None:
     """Record a run's settings in out/filename; refuse to resume a run made with other ones

@@ -39,13 +39,34 @@ def run_fingerprint(spec: ArchSpec, recipe: Recipe, dataset: Any) -> dict[str, A
 
 
 def fingerprint_difference(saved: dict, wanted: dict) -> Optional[str]:
-    """The first part of two fingerprints that differs, in words, or None when they match."""
+    """The first part of two fingerprints that differs, in words, or None when they match.
+    Parts an older `saved` lacks (checkpoints before the data was recorded) are not compared;
+    an empty `saved` (a result from before fingerprints) never matches."""
+    if not saved:
+        return "made before runs recorded their configuration, so it cannot be matched"
+    wanted = {k: v for k, v in wanted.items() if k in saved}
     for part in ("spec", "recipe", "data"):
         before, now = saved.get(part) or {}, wanted.get(part) or {}
         if before != now:
             keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             return f"{part} differs ({', '.join(keys[:4])})"
     return None
+
+
+def checkpoint_fingerprint(state: dict) -> dict:
+    """The fingerprint a checkpoint records (older ones: their spec and recipe)."""
+    return state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temporary one, so a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    os.replace(tmp, path)
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -60,8 +81,8 @@ def save_atomic(obj: Any, path: Path) -> None:
             torch.save(obj, f)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        cause = exc.__context__ if isinstance(exc, RuntimeError) else None
-        if isinstance(cause, OSError):  # torch wraps the file's own error
+        cause = exc.__context__ if isinstance(exc, RuntimeError) else exc
+        if isinstance(cause, OSError):  # torch wraps the file's own error; a flush names no file
             raise OSError(cause.errno, cause.strerror, str(path)) from None
         raise
     os.replace(tmp, path)
@@ -134,9 +155,7 @@ def prepare_out_dir(out: Optional[Path], spec: ArchSpec, recipe: Recipe, resume:
             raise TrainError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue "
                              "it, --force to start over in a fresh sub-folder, or choose another --out")
         state = read_checkpoint(ckpt)
-        saved = state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}
-        wanted = {k: v for k, v in fingerprint.items() if k in saved}  # older files lack "data"
-        diff = fingerprint_difference(saved, wanted)
+        diff = fingerprint_difference(checkpoint_fingerprint(state), fingerprint)
         if diff:
             raise TrainError(f"{out} holds a run of another configuration ({diff}); resume with "
                              "the same spec, recipe and data, pass --force to start this one in a "

@@ -4,27 +4,39 @@ A run folder holds one configuration, named by its fingerprint (spec, recipe wit
 data) in result.json and checkpoint.pt. Running the same configuration again finds it: a
 finished run is reused, an interrupted one resumed. A command whose runs would land on
 folders holding another configuration is refused with the difference named, unless
-`--force`: then the whole command (its runs and its tables) goes to the first fresh
-sub-folder OUT/run-2, OUT/run-3, ... and nothing in OUT is touched. A later run of either
-command finds its own folder again.
+`--force`: then the whole command (its runs and its tables) goes to a fresh sub-folder
+OUT/run-2, OUT/run-3, ... (marked as such, so a net's own folder is never taken for one)
+and nothing in OUT is touched. The same command run again finds its forced folder.
 """
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from .checkpoint import CHECKPOINT, TrainError, fingerprint_difference, read_checkpoint
+from .checkpoint import CHECKPOINT, TrainError, checkpoint_fingerprint, fingerprint_difference, read_checkpoint
 
 RESULT = "result.json"
 RERUN = re.compile(r"run-(\d+)")
-Conflict = Callable[[Path], Optional[str]]  # out folder -> why the command's runs do not fit it
+FORCED_MARK = ".nas-forced"  # an empty file in every OUT/run-N that --force made
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a command's runs fit a folder: the first conflict (None: none) and how many of
+    them the folder already holds with the same configuration."""
+    conflict: Optional[str]
+    matched: int
+
+
+FitOf = Callable[[Path], Fit]  # a folder -> how the command's runs fit it
 
 
 def saved_fingerprint(folder: Path) -> Optional[dict]:
     """The fingerprint of the run in `folder`, from result.json or checkpoint.pt; None when the
-    folder holds no run. A checkpoint from before fingerprints counts as its spec and recipe."""
+    folder holds no run; {} for a result from before fingerprints."""
     result = folder / RESULT
     if result.is_file():
         try:
@@ -32,29 +44,25 @@ def saved_fingerprint(folder: Path) -> Optional[dict]:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise TrainError(f"{result} is not readable JSON; move that run folder away, or choose "
                              "another --out") from None
-        return saved.get("fingerprint") or {"spec": None}  # unknown: never taken for a match
+        return saved.get("fingerprint") or {}
     if (folder / CHECKPOINT).is_file():
-        state = read_checkpoint(folder / CHECKPOINT)
-        return state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}
+        return checkpoint_fingerprint(read_checkpoint(folder / CHECKPOINT))
     return None
 
 
-def difference(folder: Path, wanted: dict) -> Optional[str]:
-    """How the run in `folder` differs from `wanted`, in words; None when it matches or the
-    folder holds no run. Parts an older file lacks are not compared."""
-    saved = saved_fingerprint(folder)
-    if saved is None:
-        return None
-    return fingerprint_difference(saved, {k: v for k, v in wanted.items() if k in saved})
-
-
-def first_conflict(runs: Iterable[tuple[Path, dict]]) -> Optional[str]:
-    """The first (folder, wanted fingerprint) whose folder holds another configuration, in words."""
+def fit_of_runs(runs: Iterable[tuple[Path, dict]]) -> Fit:
+    """How (run folder, wanted fingerprint) pairs fit: the first folder holding another
+    configuration, in words, and how many hold the wanted one."""
+    matched = 0
     for folder, wanted in runs:
-        diff = difference(folder, wanted)
+        saved = saved_fingerprint(folder)
+        if saved is None:
+            continue
+        diff = fingerprint_difference(saved, wanted)
         if diff:
-            return f"{folder} holds a run of another configuration ({diff})"
-    return None
+            return Fit(f"{folder} holds a run of another configuration ({diff})", matched)
+        matched += 1
+    return Fit(None, matched)
 
 
 def holds_run(folder: Path) -> bool:
@@ -62,18 +70,32 @@ def holds_run(folder: Path) -> bool:
     return (folder / RESULT).is_file() or (folder / CHECKPOINT).is_file()
 
 
+def is_rerun_name(name: str) -> bool:
+    """True for the names forced sub-folders take (run-2, run-3, ...)."""
+    return RERUN.fullmatch(name) is not None
+
+
 def reruns(out: Path) -> list[Path]:
-    """The forced sub-folders OUT/run-2, OUT/run-3, ... that exist, in order."""
+    """The forced sub-folders OUT/run-2, OUT/run-3, ... that --force made, in order."""
     if not out.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in out.iterdir() if p.is_dir() and (m := RERUN.fullmatch(p.name))]
+    found = [(int(m.group(1)), p) for p in out.iterdir()
+             if (m := RERUN.fullmatch(p.name)) and (p / FORCED_MARK).is_file()]
     return [p for _, p in sorted(found)]
 
 
 def next_rerun(out: Path) -> Path:
-    """The first OUT/run-N that does not exist yet (N >= 2; OUT itself is run 1)."""
-    numbers = [int(RERUN.fullmatch(p.name).group(1)) for p in reruns(out)]
-    return out / f"run-{max([1, *numbers]) + 1}"
+    """The first OUT/run-N (N >= 2; OUT itself is run 1) that does not exist yet."""
+    n = 2
+    while (out / f"run-{n}").exists():
+        n += 1
+    return out / f"run-{n}"
+
+
+def mark_forced(folder: Path) -> None:
+    """Make `folder` (a fresh OUT/run-N) and mark it as made by --force."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FORCED_MARK).touch()
 
 
 def refusal(conflict: str, out: Path, force_hint: bool = True) -> TrainError:
@@ -84,40 +106,44 @@ def refusal(conflict: str, out: Path, force_hint: bool = True) -> TrainError:
                       "another --out")
 
 
-def choose_out(out: Path, conflict: Conflict, force: bool) -> Path:
+def choose_out(out: Path, fit: FitOf, force: bool) -> Path:
     """The folder a command writes into.
 
     Args:
         out: its --out.
-        conflict: why the command's runs would not fit a folder (None: they fit: free, or
-            holding the same configurations).
-        force: when `out` does not fit, use a fresh OUT/run-N instead of refusing.
+        fit: how the command's runs fit a folder.
+        force: when `out` holds another configuration, use a fresh OUT/run-N instead of refusing.
 
     Returns:
-        `out` when it fits; else the first OUT/run-N that fits (an earlier forced run of this
-        command); else, with `force`, a new OUT/run-N.
+        `out` when nothing in it conflicts; else the forced OUT/run-N that holds this command's
+        runs (an earlier --force run of it, found with or without --force); else, with
+        `force`, a new OUT/run-N (made and marked by `mark_forced` under the lock).
     """
-    first = conflict(out)
-    if first is None:
+    first = fit(out)
+    if first.conflict is None:
         return out
     for alt in reruns(out):
-        if conflict(alt) is None:
+        here = fit(alt)
+        if here.conflict is None and here.matched:
             return alt
     if not force:
-        raise refusal(first, out)
+        raise refusal(first.conflict, out)
     return next_rerun(out)
 
 
 def train_folder(out: Path, wanted: dict, resume: bool, force: bool) -> tuple[Path, bool]:
-    """(folder, resume) for `nas train --out OUT [--resume] [--force]`.
+    """(folder, resume) for `nas train --out OUT [--resume] [--force]`, checked before the lock.
 
     --resume continues the run of this configuration (in OUT or a forced OUT/run-N); --force
     starts over in a fresh OUT/run-N when OUT holds a run (with --resume: only when none holds
-    this configuration). Without either, the trainer refuses an OUT that holds a run.
+    this configuration). Without either, an OUT holding a run is refused.
     """
     if resume:
-        folder = choose_out(out, lambda f: first_conflict([(f, wanted)]), force)
+        folder = choose_out(out, lambda f: fit_of_runs([(f, wanted)]), force)
         return folder, holds_run(folder) or not force
     if force and holds_run(out):
-        return next((f for f in reruns(out) if not holds_run(f)), None) or next_rerun(out), False
+        return next_rerun(out), False
+    if holds_run(out):
+        raise TrainError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
+                         "--force to start over in a fresh sub-folder, or choose another --out")
     return out, False
