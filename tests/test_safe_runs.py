@@ -58,23 +58,67 @@ def test_compare_refuses_another_data_set_in_the_same_out_and_force_trains_besid
     assert tree_hash(out) == before
     assert main([*again, "--force"]) == 0
     printed = capsys.readouterr().out
-    assert f"writing into {out / 'run-2'} (--force)" in printed and "tiny seed 0: training" in printed
+    assert f"writing into {out / 'run-2'}" in printed and "tiny seed 0: training" in printed
     assert {k: v for k, v in tree_hash(out).items() if not k.startswith("run-2/")} == before
     forced = json.loads((out / "run-2" / "tiny" / "seed0" / "result.json").read_text())
     assert forced["fingerprint"]["data"]["num_classes"] == 2
     assert "imagefolder:imgs" in (out / "run-2" / "compare.md").read_text()
-    assert main([*again, "--force"]) == 0  # the same command again finds its own folder
-    assert "done earlier" in capsys.readouterr().out
+    assert main(again) == 0  # the same command again finds its forced folder, --force or not
+    printed = capsys.readouterr().out
+    assert f"writing into {out / 'run-2'}" in printed and "done earlier" in printed
     assert main(["compare", spec_file, "--dataset", "digits", *SMOKE, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "done earlier" in printed and "run-2" not in printed
+    # a third configuration is refused (run-2 is another command's, not a free folder) ...
+    both = tree_hash(out)
+    third = ["compare", spec_file, "--dataset", "digits", "--recipe", "demo", "--device", "cpu", "--out", str(out)]
+    assert main(third) == 2
+    assert "holds a run of another configuration (recipe differs" in one_error_line(capsys.readouterr().err)
+    assert tree_hash(out) == both
+    assert main([*third, "--force"]) == 0  # ... and forced into run-3, touching neither
+    assert f"writing into {out / 'run-3'}" in capsys.readouterr().out
+    assert {k: v for k, v in tree_hash(out).items() if not k.startswith("run-3/")} == both
 
 
-def test_study_and_fidelity_take_force_too():
-    parser = build_parser()
-    assert parser.parse_args(["scale", "study", "--base", "b", "--dataset", "digits", "--out", "x",
-                              "--force"]).force
-    assert parser.parse_args(["fidelity", "s", "--force"]).force
+def test_a_net_named_like_a_forced_folder_is_refused_and_not_taken_for_one(tmp_path, tiny_spec, capsys):
+    from nas.train.runfolder import choose_out, fit_of_runs, reruns
+
+    named = str(tiny_spec.replace(name="run-2").save(tmp_path / "run2.yaml"))
+    assert main(["compare", named, "--dataset", "digits", *SMOKE, "--out", str(tmp_path / "c")]) == 2
+    assert "may not be named 'run-2'" in one_error_line(capsys.readouterr().err)
+    # a folder called run-2 that --force did not make (no mark) is never taken for a forced one
+    out = tmp_path / "o"
+    (out / "run-2" / "seed0").mkdir(parents=True)
+    (out / "run-2" / "seed0" / "result.json").write_text(json.dumps({"fingerprint": {"spec": {"a": 1}}}))
+    (out / "x").mkdir()
+    (out / "x" / "result.json").write_text(json.dumps({"fingerprint": {"spec": {"a": 1}}}))
+    assert reruns(out) == []
+    wanted = {"spec": {"a": 2}}
+    assert choose_out(out, lambda f: fit_of_runs([(f / "x", wanted)]), force=True) == out / "run-3"
+
+
+def test_study_refuses_another_recipe_and_force_runs_it_beside(tmp_path, spec_file, capsys):
+    recipes = []
+    for lr in (0.1, 0.05):  # one short epoch on a tenth of the data: the folders matter here
+        recipes.append(tmp_path / f"lr{lr}.yaml")
+        recipes[-1].write_text(f"name: lr{lr}\nepochs: 1\nbatch_size: 64\nlr: {lr}\ntrain_fraction: 0.1\n")
+    out = tmp_path / "study"
+    study = ["scale", "study", "--base", spec_file, "--targets", "2x", "--dataset", "digits", "--device", "cpu",
+             "--out", str(out)]
+    assert main([*study, "--recipe", str(recipes[0])]) == 0
+    before = tree_hash(out)
+    capsys.readouterr()
+    assert main([*study, "--recipe", str(recipes[1])]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{out / 'runs'}" in line and "recipe differs (lr, name)" in line and "--force" in line
+    assert tree_hash(out) == before
+    assert main([*study, "--recipe", str(recipes[1]), "--force"]) == 0
+    assert (out / "run-2" / "study.md").is_file() and (out / "run-2" / ".nas-forced").is_file()
+    assert {k: v for k, v in tree_hash(out).items() if not k.startswith("run-2/")} == before
+
+
+def test_fidelity_takes_force():
+    assert build_parser().parse_args(["fidelity", "s", "--force"]).force
 
 
 # 1. train: --force, --resume, and Ctrl-C saving its state --------------------------------------
@@ -88,17 +132,20 @@ def test_train_force_starts_over_in_a_fresh_sub_folder_and_resume_finds_it(tmp_p
     line = one_error_line(capsys.readouterr().err)
     assert "holds a run of another configuration (recipe differs (lr))" in line and "--force" in line
     assert main([*base, "--lr", "0.05", "--force"]) == 0
-    assert f"-> {out / 'run-2'}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{out} holds a run; --force: starting over in {out / 'run-2'}" in printed
+    assert f"-> {out / 'run-2'}" in printed
     assert {k: v for k, v in tree_hash(out).items() if not k.startswith("run-2/")} == before
     assert main([*base, "--lr", "0.05", "--resume"]) == 0  # finds the forced run of its configuration
-    assert f"-> {out / 'run-2'}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"resuming the run of this configuration in {out / 'run-2'}" in printed and "--force" not in printed
     assert main([*base, "--force"]) == 0  # another fresh start: run-3, the others untouched
     assert (out / "run-3" / "result.json").is_file()
 
 
 def test_ctrl_c_in_train_is_one_line_and_resume_finishes_the_run(tmp_path, spec_file):
     recipe = tmp_path / "long.yaml"
-    recipe.write_text("name: long\nepochs: 20\nbatch_size: 64\nlr: 0.1\ntrain_fraction: 0.3\n")
+    recipe.write_text("name: long\nepochs: 20\nbatch_size: 64\nlr: 0.1\ntrain_fraction: 0.1\n")
     out = tmp_path / "cut"
     cmd = [sys.executable, "-m", "nas", "train", spec_file, "--dataset", "digits", "--recipe", str(recipe),
            "--device", "cpu", "--out", str(out)]
@@ -107,6 +154,9 @@ def test_ctrl_c_in_train_is_one_line_and_resume_finishes_the_run(tmp_path, spec_
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "checkpoint.pt").exists() and proc.poll() is None:
         time.sleep(0.05)
+    if not (out / "checkpoint.pt").exists() or proc.poll() is not None:
+        proc.kill()
+        pytest.fail(f"no epoch ended within 120 s, or the run ended first: {proc.communicate()[1]}")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
@@ -183,7 +233,7 @@ def test_a_search_writing_another_searchs_journal_is_refused_while_it_runs(tmp_p
         assert main([*SEARCH, "--target-macs", "2M", "--trials", "2", "--storage", str(journal),
                      "--study-name", "first", "--out", str(tmp_path / "second")]) == 2
         assert f"another `nas` run is working in {first}" in one_error_line(capsys.readouterr().err)
-        assert tree_hash(first) == before
+        assert tree_hash(first) == before and not (tmp_path / "second").exists()
 
 
 # 4. full and read-only disks -----------------------------------------------------------------------
@@ -316,6 +366,13 @@ def test_seed_flags_mean_one_thing_everywhere(capsys):
         with pytest.raises(SystemExit) as exc:
             parse(argv)
         assert exc.value.code == 2 and words in one_error_line(capsys.readouterr().err), argv
+
+
+def test_negative_phi_needs_no_equals_sign(tmp_path, spec_file, capsys):
+    out = tmp_path / "small"
+    assert main(["scale", "emit", "--base", spec_file, "--coefficients", "1.2,1.1,1.15", "--phi", "-1,0.5",
+                 "--out", str(out)]) == 0
+    assert (out / "tiny-phim1.yaml").is_file() and (out / "tiny-phi0.5.yaml").is_file()
 
 
 def test_train_resolution_trains_the_net_at_that_input(tmp_path, spec_file):
