@@ -79,13 +79,14 @@ def test_requeue_fails_running_and_queues_it_once(tmp_path):
 
 
 DIE_MID_TRIAL = """
-import os, signal, sys, optuna
+import os, signal, sys, time, optuna
 from nas.study.storage import make_storage
 from pathlib import Path
 storage = make_storage(sys.argv[1], Path("."), heartbeat=1)
 study = optuna.load_study(study_name=sys.argv[2], storage=storage)
 def objective(trial):
     trial.suggest_int("x", 0, 3)
+    time.sleep(1.5)  # Optuna's heartbeat thread records the trial's first beat (interval 1 s)
     os.kill(os.getpid(), signal.SIGKILL)  # the worker dies mid-trial; its heartbeats stop
 study.optimize(objective, n_trials=1)
 """
@@ -109,7 +110,7 @@ def test_rdb_study_requeues_a_dead_workers_trial_by_its_heartbeat(tmp_path, post
     assert said == ["1 trial(s) running elsewhere (#0); one whose worker died is re-queued 4 s after "
                     "its last heartbeat", "re-queued interrupted trial(s) #1"]
     started = time.monotonic()
-    assert await_stale(study, plan, poll=0.2)  # found stale by a live worker, queued again
+    assert await_stale(study, plan, poll=0.2, timeout=60)  # found stale by a live worker, queued again
     assert 2 < time.monotonic() - started < 15
     retry = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING
              and 0 in t.system_attrs.get("retry_history", ())]
@@ -118,7 +119,7 @@ def test_rdb_study_requeues_a_dead_workers_trial_by_its_heartbeat(tmp_path, post
     open_study(plan, ["maximize"], log=said.append)
     assert said == []  # nothing queued twice
     study.optimize(lambda t: t.suggest_int("x", 0, 3), n_trials=2)  # the two queued trials
-    assert not await_stale(study, plan, poll=0.2)  # nothing runs or waits any more
+    assert not await_stale(study, plan, poll=0.2, timeout=60)  # nothing runs or waits any more
 
 
 def test_status_values_and_spent_training():

@@ -124,7 +124,8 @@ def _numbers(numbers: Sequence[int]) -> str:
     return ", ".join(f"#{n}" for n in numbers)
 
 
-def await_stale(study: optuna.Study, plan: StudyPlan, poll: Optional[float] = None) -> bool:
+def await_stale(study: optuna.Study, plan: StudyPlan, poll: Optional[float] = None,
+                timeout: Optional[float] = None) -> bool:
     """After a worker's queue ran dry: wait while other workers' trials run on an RDB storage,
     and return True as soon as one of them is found stale (its worker died) and is queued
     again, so the caller runs the queue once more. False when nothing runs any more, and at
@@ -134,12 +135,16 @@ def await_stale(study: optuna.Study, plan: StudyPlan, poll: Optional[float] = No
         study: the study as this worker sees it.
         plan: the study's plan (storage kind and heartbeat).
         poll: seconds between checks (default: one heartbeat).
+        timeout: give up after this many seconds (default: wait as long as others run).
     """
     if is_file_storage(plan.storage):
         return False
+    deadline = None if timeout is None else time.monotonic() + timeout
     while running_numbers(study):
         if recover_stale(study):
             return True
+        if deadline is not None and time.monotonic() > deadline:
+            return False
         time.sleep(plan.heartbeat if poll is None else poll)
     return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
