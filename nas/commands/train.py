@@ -131,7 +131,7 @@ def fill_data_args_from_run(args: argparse.Namespace, saved: dict, val_fraction:
     if (args.data_dir is None and args.dataset == saved.get("name") == "cifar10" and source
             and Path(source).exists()):
         args.data_dir = source
-    if args.data_resolution is None and args.dataset == saved.get("name"):
+    if args.data_resolution is None and dataset_name(args.dataset) == saved.get("name"):
         args.data_resolution = saved.get("resolution")
     sizes = saved.get("sizes")
     if args.val_fraction is not None or val_fraction is not None:
