@@ -10,7 +10,7 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, Callable, Optional
 
 import torch
 
@@ -58,34 +58,40 @@ def checkpoint_fingerprint(state: dict) -> dict:
     return state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temporary one, so a reader never sees half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    os.replace(tmp, path)
+def _replace_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write `path` through a temporary file, so a crash or a reader never sees half of it.
 
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save through a temporary file, so a crash never leaves half a checkpoint.
-
-    A failed write (full or read-only disk) raises the OSError naming `path`, not torch's
-    RuntimeError about stream positions; the earlier checkpoint is left as it was.
+    A failed write (full or read-only disk) raises the OSError naming `path` (torch wraps it
+    in a RuntimeError about stream positions; a failed flush names no file); the earlier
+    file is left as it was.
     """
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with tmp.open("wb") as f:
-            torch.save(obj, f)
+            write(f)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         cause = exc.__context__ if isinstance(exc, RuntimeError) else exc
-        if isinstance(cause, OSError):  # torch wraps the file's own error; a flush names no file
+        if isinstance(cause, OSError):
             raise OSError(cause.errno, cause.strerror, str(path)) from None
         raise
     os.replace(tmp, path)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """A text file written atomically (result.json)."""
+    _replace_atomically(path, lambda f: f.write(text.encode()))
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save written atomically (checkpoint.pt)."""
+    _replace_atomically(path, lambda f: torch.save(obj, f))
+
+
+def occupied(out: Path) -> TrainError:
+    """The refusal of a fresh run into a folder that already holds one."""
+    return TrainError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
+                      "--force to start over in a fresh sub-folder, or choose another --out")
 
 
 def write_metrics(out_dir: Path, history: list[dict]) -> None:
@@ -98,20 +104,23 @@ def write_metrics(out_dir: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
-def load_tensors(path: Path, expected: str = f"a {CHECKPOINT} written by `nas train`") -> Any:
+def load_tensors(path: Path, expected: str = f"a {CHECKPOINT} written by `nas train`",
+                 mmap: bool = False) -> Any:
     """torch.load with weights_only=True (tensors and plain data, never code); a truncated,
-    corrupt or crafted file is one line naming it and what was `expected` instead."""
+    corrupt or crafted file is one line naming it and what was `expected` instead. `mmap`
+    maps the tensors instead of reading them (for a look at the plain data only)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
             ValueError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrainError(f"{path} is not a readable checkpoint ({first[:160]}); give {expected}") from None
 
 
-def read_checkpoint(path: Path) -> dict:
-    """A checkpoint's contents, loaded without unpickling code; unreadable files are named."""
-    state = load_tensors(path)
+def read_checkpoint(path: Path, mmap: bool = False) -> dict:
+    """A checkpoint's contents, loaded without unpickling code; unreadable files are named.
+    `mmap`: tensors mapped, not read (fingerprint checks of large checkpoints)."""
+    state = load_tensors(path, mmap=mmap)
     if not isinstance(state, dict) or "spec" not in state or "weights" not in state:
         raise TrainError(f"{path} is not a `nas train` checkpoint (no spec/weights inside)")
     return state
@@ -152,8 +161,7 @@ def prepare_out_dir(out: Optional[Path], spec: ArchSpec, recipe: Recipe, resume:
     ckpt = out / CHECKPOINT
     if ckpt.exists():
         if not resume:
-            raise TrainError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue "
-                             "it, --force to start over in a fresh sub-folder, or choose another --out")
+            raise occupied(out)
         state = read_checkpoint(ckpt)
         diff = fingerprint_difference(checkpoint_fingerprint(state), fingerprint)
         if diff:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from .checkpoint import CHECKPOINT, TrainError, checkpoint_fingerprint, fingerprint_difference, read_checkpoint
+from .checkpoint import (CHECKPOINT, TrainError, checkpoint_fingerprint, fingerprint_difference, occupied,
+                         read_checkpoint)
 
 RESULT = "result.json"
 RERUN = re.compile(r"run-(\d+)")
@@ -46,7 +47,7 @@ def saved_fingerprint(folder: Path) -> Optional[dict]:
                              "another --out") from None
         return saved.get("fingerprint") or {}
     if (folder / CHECKPOINT).is_file():
-        return checkpoint_fingerprint(read_checkpoint(folder / CHECKPOINT))
+        return checkpoint_fingerprint(read_checkpoint(folder / CHECKPOINT, mmap=True))
     return None
 
 
@@ -144,6 +145,5 @@ def train_folder(out: Path, wanted: dict, resume: bool, force: bool) -> tuple[Pa
     if force and holds_run(out):
         return next_rerun(out), False
     if holds_run(out):
-        raise TrainError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
-                         "--force to start over in a fresh sub-folder, or choose another --out")
+        raise occupied(out)
     return out, False
