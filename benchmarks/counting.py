@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _record import record  # noqa: E402
 from nas.builder import build  # noqa: E402
-from nas.counting import analytic_macs, fvcore_macs  # noqa: E402
+from nas.counting import analytic_macs  # noqa: E402
+from nas.model_counting import fvcore_macs  # noqa: E402
 from nas.presets import load_preset  # noqa: E402
 
 

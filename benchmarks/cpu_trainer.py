@@ -26,7 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import nas  # noqa: E402,F401  (before torch: sets the OpenMP wait policy, see nas/__init__.py)
+from nas.process import setup_process  # noqa: E402
+
+setup_process()  # before torch loads: the OpenMP wait policy (nas/process.py)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 

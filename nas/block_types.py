@@ -1,10 +1,13 @@
 """The built-in block types: MBConv and its expand-1 spelling ``ds``, plain conv, and the
-ResNet basic and bottleneck blocks. Each is one registration (see `nas.registry`)."""
+ResNet basic and bottleneck blocks. Each is one registration (see `nas.registry`).
+
+This half imports no torch: it says what each block is and how its layers are counted.
+`nas.blocks` registers how each is built; `nas/__init__` imports this module, so the
+built-ins are registered before anything looks one up."""
 from __future__ import annotations
 
-from .blocks import (BasicBlock, Bottleneck, MBConv, PlainConv, bottleneck_width, expanded_width,
-                     se_width)
-from .registry import BlockType, BuildContext, Conv, Layers, out_size, register_block
+from .registry import BlockType, Conv, Layers, out_size, register_block
+from .widths import bottleneck_width, expanded_width, se_width
 
 
 def se_layers(ratio: float, cin: int, channels: int, hw: int) -> Layers:
@@ -33,11 +36,6 @@ def _mbconv_layers(stage, cin: int, cout: int, stride: int, hw: int) -> Layers:
     yield from se_layers(stage.se, cin, hidden, out_hw)
     yield Conv(hidden, cout, 1, 1, out_hw), 0
     yield from residual_ops(stage.skip, stride, cin, cout, out_hw)
-
-
-def _mbconv(stage, cin: int, cout: int, stride: int, ctx: BuildContext) -> MBConv:
-    return MBConv(cin, cout, stage.kernel, stride, stage.expand, stage.se, stage.skip,
-                  ctx.activation, ctx.bn, ctx.drop_path)
 
 
 def _conv_layers(stage, cin: int, cout: int, stride: int, hw: int) -> Layers:
@@ -73,21 +71,14 @@ def _bottleneck_layers(stage, cin: int, cout: int, stride: int, hw: int) -> Laye
 
 
 register_block(BlockType(
-    "mbconv", _mbconv, _mbconv_layers, expand="mbconv", searchable=True,
+    "mbconv", None, _mbconv_layers, expand="mbconv", searchable=True,
     summary="[1x1 expand] -> depthwise kxk -> [SE] -> linear 1x1 (+ identity)"))
 register_block(BlockType(
-    "ds", _mbconv, _mbconv_layers, searchable=True, same_as="mbconv",
+    "ds", None, _mbconv_layers, searchable=True, same_as="mbconv",
     summary="depthwise-separable: an MBConv with expand 1"))
 register_block(BlockType(
-    "conv", lambda s, cin, cout, stride, ctx: PlainConv(
-        cin, cout, s.kernel, stride, s.se, s.skip, ctx.activation, ctx.bn, ctx.drop_path),
-    _conv_layers, searchable=True, summary="plain kxk conv + BN + activation [SE] (+ identity)"))
+    "conv", None, _conv_layers, searchable=True, summary="plain kxk conv + BN + activation [SE] (+ identity)"))
+register_block(BlockType("basic", None, _basic_layers, summary="ResNet basic block: two kxk convs"))
 register_block(BlockType(
-    "basic", lambda s, cin, cout, stride, ctx: BasicBlock(
-        cin, cout, s.kernel, stride, s.se, s.skip, ctx.activation, ctx.bn, ctx.drop_path),
-    _basic_layers, summary="ResNet basic block: two kxk convs"))
-register_block(BlockType(
-    "bottleneck", lambda s, cin, cout, stride, ctx: Bottleneck(
-        cin, cout, s.kernel, stride, s.expand, s.se, s.skip, ctx.activation, ctx.bn, ctx.drop_path),
-    _bottleneck_layers, expand="bottleneck",
+    "bottleneck", None, _bottleneck_layers, expand="bottleneck",
     summary="ResNet bottleneck: 1x1 reduce -> kxk -> 1x1 (expand = ResNet's expansion)"))

@@ -6,44 +6,15 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .registry import register_builder
 from .spec import BatchNormSpec
+from .widths import bottleneck_width, expanded_width, se_width
 
 ACTIVATION_LAYERS: dict[str, Callable[[], nn.Module]] = {
     "silu": lambda: nn.SiLU(inplace=True),
     "relu": lambda: nn.ReLU(inplace=True),
     "relu6": lambda: nn.ReLU6(inplace=True),
 }
-
-
-def expanded_width(in_channels: int, expand: float) -> int:
-    """MBConv hidden width. Like TF, in * expand is not rounded to 8 (for integer
-    ratios, and so for all of B0-B7, this equals timm's and torchvision's rounding).
-
-    Args:
-        in_channels: the block's input channels.
-        expand: the expansion ratio (1 for a depthwise-separable block).
-    """
-    return int(round(in_channels * expand))
-
-
-def se_width(in_channels: int, ratio: float) -> int:
-    """SE squeeze width: from the block *input* channels, not the expanded ones.
-
-    Args:
-        in_channels: the block's input channels.
-        ratio: the SE ratio (e.g. 0.25); the width is at least 1.
-    """
-    return max(1, int(in_channels * ratio))
-
-
-def bottleneck_width(out_channels: int, expansion: float) -> int:
-    """Inner width of a ResNet bottleneck: out // expansion (64 for out 256, expansion 4).
-
-    Args:
-        out_channels: the block's output channels.
-        expansion: ratio of output to inner width.
-    """
-    return int(out_channels // expansion)
 
 
 class ConvBNAct(nn.Sequential):
@@ -238,3 +209,19 @@ class Bottleneck(_ResNetBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The block's output: activation of the branch plus the shortcut."""
         return self._finish(self.se(self.conv3(self.conv2(self.conv1(x)))), x)
+
+
+# The torch half of the built-in block types (their torch-free half, the descriptions and
+# layer formulas the counter uses, is registered by `nas.block_types`).
+def _mbconv(s, cin: int, cout: int, stride: int, ctx) -> MBConv:
+    return MBConv(cin, cout, s.kernel, stride, s.expand, s.se, s.skip, ctx.activation, ctx.bn, ctx.drop_path)
+
+
+register_builder("mbconv", _mbconv)
+register_builder("ds", _mbconv)
+register_builder("conv", lambda s, cin, cout, stride, ctx: PlainConv(
+    cin, cout, s.kernel, stride, s.se, s.skip, ctx.activation, ctx.bn, ctx.drop_path))
+register_builder("basic", lambda s, cin, cout, stride, ctx: BasicBlock(
+    cin, cout, s.kernel, stride, s.se, s.skip, ctx.activation, ctx.bn, ctx.drop_path))
+register_builder("bottleneck", lambda s, cin, cout, stride, ctx: Bottleneck(
+    cin, cout, s.kernel, stride, s.expand, s.se, s.skip, ctx.activation, ctx.bn, ctx.drop_path))

@@ -2,32 +2,16 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
-from .blocks import ConvBNAct
-from .registry import BuildContext, get_block
-from .spec import ArchSpec, StageSpec
+from .blocks import ConvBNAct  # importing nas.blocks also registers the built-in builders
+from .registry import BuildContext, block_builder
+from .spec import ArchSpec, StageSpec, block_configs
 
-
-def block_configs(spec: ArchSpec) -> Iterator[tuple[int, StageSpec, int, int, int]]:
-    """(global block index, stage, in channels, out channels, stride) for every block.
-
-    Only a stage's first block takes its stride and channel change; the rest repeat at
-    stride 1 on the stage's output width.
-
-    Args:
-        spec: the architecture.
-    """
-    cin = spec.stem.channels
-    index = 0
-    for stage in spec.stages:
-        for i in range(stage.repeats):
-            yield index, stage, cin, stage.out, stage.stride if i == 0 else 1
-            cin = stage.out
-            index += 1
+__all__ = ["Net", "block_configs", "build", "drop_path_rate", "init_weights"]
 
 
 def drop_path_rate(spec: ArchSpec, index: int, override: Optional[float] = None) -> float:
@@ -45,7 +29,7 @@ def drop_path_rate(spec: ArchSpec, index: int, override: Optional[float] = None)
 def _make_block(spec: ArchSpec, stage: StageSpec, cin: int, cout: int, stride: int,
                 drop_path: float) -> nn.Module:
     context = BuildContext(activation=spec.activation, bn=spec.bn, drop_path=drop_path)
-    return get_block(stage.block).build(stage, cin, cout, stride, context)
+    return block_builder(stage.block)(stage, cin, cout, stride, context)
 
 
 class Net(nn.Module):

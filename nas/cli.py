@@ -7,6 +7,7 @@ import sys
 from typing import Optional, Sequence
 
 from .errors import Interrupted, NasError
+from .process import setup_process
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,7 @@ def join_negative_values(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one `nas` command; user errors are one line and exit 2, Ctrl-C exits 130."""
+    setup_process()  # before the commands import torch
     args = build_parser().parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         return _run(args)

@@ -2,7 +2,10 @@
 how it is built, how its layers are counted and whether the search may pick it.
 
 A new block type is one `register_block(BlockType(...))` call; spec validation, the
-builder, the analytic counter and search spaces all look it up here.
+builder, the analytic counter and search spaces all look it up here. This module imports
+no torch: a block type may be registered without its torch half (``build=None``) and get
+it later from `register_builder` -- the built-ins do that (`nas.block_types` describes
+them, `nas.blocks` builds them), so specs can be made and counted without loading torch.
 
     register_block(BlockType(
         name="toy", build=lambda stage, cin, cout, stride, ctx: MyModule(...),
@@ -11,6 +14,7 @@ builder, the analytic counter and search spaces all look it up here.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
@@ -89,7 +93,8 @@ class BlockType:
 
     Args:
         name: the token in stage strings (``mbconv_r2_k3_...``).
-        build: (stage, cin, cout, stride, BuildContext) -> nn.Module for one block.
+        build: (stage, cin, cout, stride, BuildContext) -> nn.Module for one block; None
+            until `register_builder` supplies it.
         layers: (stage, cin, cout, stride, hw) -> the block's conv layers and elementwise ops,
             for the analytic counter (must agree with fvcore's trace of `build`).
         expand: what the stage's ``expand`` field means: "none" (must be 1), "mbconv"
@@ -101,7 +106,7 @@ class BlockType:
     """
 
     name: str
-    build: Callable[..., Any]
+    build: Optional[Callable[..., Any]]
     layers: Callable[..., Layers]
     expand: str = "none"
     searchable: bool = False
@@ -130,7 +135,6 @@ def register_block(block: BlockType, replace: bool = False) -> BlockType:
     Returns:
         `block`, so the call can be used as an expression.
     """
-    _load_builtins()
     if block.name in _REGISTRY and not replace:
         raise RegistryError(f"block type {block.name!r} is already registered")
     if not block.name.isalnum() or not block.name.islower():
@@ -158,7 +162,6 @@ def get_block(name: str) -> BlockType:
     Raises:
         RegistryError listing the known names.
     """
-    _load_builtins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -171,10 +174,27 @@ def block_names(searchable_only: bool = False) -> tuple[str, ...]:
     Args:
         searchable_only: only the types search spaces may offer.
     """
-    _load_builtins()
     return tuple(n for n, b in _REGISTRY.items() if b.searchable or not searchable_only)
 
 
-def _load_builtins() -> None:
-    if not _REGISTRY:
-        from . import block_types  # noqa: F401  (registers mbconv, ds, conv, basic, bottleneck)
+def register_builder(name: str, build: Callable[..., Any]) -> None:
+    """Give a registered block type its torch half.
+
+    Args:
+        name: a registered block type.
+        build: (stage, cin, cout, stride, BuildContext) -> nn.Module for one block.
+    """
+    _REGISTRY[name] = dataclasses.replace(get_block(name), build=build)
+
+
+def block_builder(name: str) -> Callable[..., Any]:
+    """The build function of block type `name`.
+
+    Raises:
+        RegistryError when the type is unknown or was registered without a builder.
+    """
+    build = get_block(name).build
+    if build is None:
+        raise RegistryError(f"block type {name!r} has no builder; register one with "
+                            "nas.registry.register_builder before building a net that uses it")
+    return build

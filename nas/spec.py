@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -336,3 +336,21 @@ def _parse_number(text: str, kind: type, whole: str) -> Any:
         _require(value.is_integer(), f"stage string {whole!r}: {text} must be an integer")
         return int(value)
     return int(value) if value.is_integer() else value
+
+
+def block_configs(spec: ArchSpec) -> Iterator[tuple[int, StageSpec, int, int, int]]:
+    """(global block index, stage, in channels, out channels, stride) for every block.
+
+    Only a stage's first block takes its stride and channel change; the rest repeat at
+    stride 1 on the stage's output width.
+
+    Args:
+        spec: the architecture.
+    """
+    cin = spec.stem.channels
+    index = 0
+    for stage in spec.stages:
+        for i in range(stage.repeats):
+            yield index, stage, cin, stage.out, stage.stride if i == 0 else 1
+            cin = stage.out
+            index += 1

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 # before torch loads: spinning OpenMP threads collapse on cores shared with other jobs
-# (see nas/__init__.py); the suite imports torch before nas, so set it here too
+# (see nas/process.py); the suite imports torch before nas, so set it here too
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 

@@ -17,7 +17,8 @@ from torch import nn
 from conftest import ROOT
 from nas.blocks import ConvBNAct
 from nas.builder import build
-from nas.counting import analytic_count, fvcore_macs
+from nas.counting import analytic_count
+from nas.model_counting import fvcore_macs
 from nas.data import load_dataset
 from nas.errors import NasError
 from nas.paths import safe_name

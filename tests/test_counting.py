@@ -5,7 +5,8 @@ import pytest
 
 from nas.builder import build
 from nas.cli import main
-from nas.counting import analytic_count, analytic_macs, count_params, fvcore_macs
+from nas.counting import analytic_count, analytic_macs
+from nas.model_counting import count_params, fvcore_macs
 from nas.presets import load_preset, preset_names
 from conftest import random_spec
 

@@ -7,7 +7,7 @@ import torchvision
 
 from nas.blocks import MBConv, SqueezeExcite, StochasticDepth
 from nas.builder import build
-from nas.counting import count_params
+from nas.model_counting import count_params
 from nas.presets import EFFICIENTNET, derived_presets, load_preset, preset_names, PRESET_DIR
 from nas.spec import ArchSpec
 from conftest import random_spec

@@ -7,7 +7,8 @@ import math
 
 from ..builder import build
 from ..errors import NasError
-from ..counting import analytic_count, count_params, fvcore_macs
+from ..counting import analytic_count
+from ..model_counting import count_params, fvcore_macs
 from ..presets import resolve_spec
 from ..spec import ArchSpec
 from ..tables import human, text_table
