@@ -36,6 +36,13 @@ def random_spec(rng: random.Random, num_stages: int | None = None) -> ArchSpec:
         activation=rng.choice(["silu", "relu", "relu6"]), dropout=0.1, drop_path=0.1)
 
 
+def pytest_collection_modifyitems(items):
+    """Every test that asks for the PostgreSQL server carries the `postgres` marker."""
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture
 def tiny_spec() -> ArchSpec:
     return ArchSpec.from_dict({
@@ -60,3 +67,12 @@ def postgres_url():
         pytest.skip(f"no PostgreSQL server: {exc}")
     yield url
     next(gen, None)
+
+
+@pytest.fixture
+def fake_trainer(monkeypatch):
+    """The shared trainer replaced by a deterministic fake (tests/fakes.py) in this process."""
+    import fakes
+
+    fakes.install(monkeypatch)
+    return fakes.fake_train

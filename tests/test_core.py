@@ -174,7 +174,10 @@ def test_a_registered_toy_block_is_validated_built_counted_and_searched(toy_bloc
                                     pruner="none"), log=lambda _: None)
     archs = [t.user_attrs["arch"] for t in study.trials if t.user_attrs.get("status") == "trained"]
     assert len(archs) >= 2 and any("toy_" in a for a in archs)
-    assert space.size() > 1
+    mbconv_only = tmp_path / "mbconvonly.yaml"
+    mbconv_only.write_text(space_file.read_text().replace("block: [toy, mbconv]", "block: [mbconv]")
+                           .replace("name: toyspace", "name: mbconvonly"))
+    assert space.size() > load_space(str(mbconv_only)).size()  # the toy block's choices are counted
 
 
 # ---- canonical networks ---------------------------------------------------------------

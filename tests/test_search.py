@@ -56,7 +56,7 @@ def _archs(out):
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
-def test_same_seed_same_sequence_of_specs(tmp_path, sampler):
+def test_same_seed_same_sequence_of_specs(tmp_path, sampler, fake_trainer):
     for name in ("a", "b"):
         assert _run(tmp_path / name, "--target-macs", "2M", "--trials", "6", "--seed", "7",
                     "--sampler", sampler, "--pruner", "none") == 0
@@ -66,7 +66,7 @@ def test_same_seed_same_sequence_of_specs(tmp_path, sampler):
     assert _archs(tmp_path / "c")[2:] != _archs(tmp_path / "a")[2:]
 
 
-def test_hard_mode_trains_nothing_above_the_target(tmp_path):
+def test_hard_mode_trains_nothing_above_the_target(tmp_path, fake_trainer):
     out = tmp_path / "hard"
     assert _run(out, "--objective", "hard", "--target-macs", "1M", "--trials", "4",
                 "--sampler", "random", "--seed", "3") == 0
@@ -81,7 +81,7 @@ def test_hard_mode_trains_nothing_above_the_target(tmp_path):
     assert yaml.safe_load((out / "best.yaml").read_text())  # a best within budget exists
 
 
-def test_pareto_mode_returns_the_front(tmp_path):
+def test_pareto_mode_returns_the_front(tmp_path, fake_trainer):
     out = tmp_path / "pareto"
     assert _run(out, "--objective", "pareto", "--target-macs", "2M", "--trials", "6",
                 "--sampler", "nsga2") == 0
@@ -104,7 +104,7 @@ def test_target_below_the_smallest_candidate_is_refused_before_any_trial(tmp_pat
     assert not (out / "study.journal").exists()
 
 
-def test_changed_settings_are_refused_and_more_trials_extend(tmp_path, capsys):
+def test_changed_settings_are_refused_and_more_trials_extend(tmp_path, capsys, fake_trainer):
     out = tmp_path / "run"
     assert _run(out, "--target-macs", "2M", "--trials", "3") == 0
     before = pd.read_csv(out / "trials.csv")
