@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 
 import pandas as pd
 
+from .atomic import save_figure
 from .data import Dataset
 from .paths import safe_name
 from .recipe import Recipe
@@ -186,5 +187,5 @@ def plot(summary: pd.DataFrame, path: Path, title: str, line_models: Sequence[st
     if not line.empty:
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -17,6 +17,7 @@ import optuna
 import pandas as pd
 import yaml
 
+from .atomic import save_figure, write_csv, write_text
 from .compare import compare, fit_of
 from .data import Dataset, load_dataset
 from .errors import NasError
@@ -196,13 +197,13 @@ def describe(summary: dict) -> str:
 def write_fidelity(out: Path, table: pd.DataFrame, summary: dict) -> None:
     """fidelity.csv, fidelity.json, fidelity.md and fidelity.png."""
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "fidelity.csv", index=False)
-    (out / "fidelity.json").write_text(json.dumps(summary, indent=2))
+    write_csv(out / "fidelity.csv", table)
+    write_text(out / "fidelity.json", json.dumps(summary, indent=2))
     rows = [[r["candidate"], r["picked"], f"{r['macs'] / 1e6:.2f}", f"{r['proxy_val_acc'] * 100:.2f}",
              r["proxy_rank"], f"{r['long_acc'] * 100:.2f}" + ("" if pd.isna(r["long_std"]) else
                                                             f" ± {r['long_std'] * 100:.2f}"), r["long_rank"]]
             for _, r in table.sort_values("proxy_rank").iterrows()]
-    (out / "fidelity.md").write_text(
+    write_text(out / "fidelity.md",
         f"# Proxy fidelity\n\n{describe(summary)}.\n\n"
         + markdown_table(rows, ["candidate", "picked", "MACs (M)", "proxy val %", "proxy rank",
                                 f"{summary['long_metric'].replace('_', ' ')} % (long)", "long rank"]) + "\n")
@@ -226,5 +227,5 @@ def plot_fidelity(path: Path, table: pd.DataFrame, summary: dict) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 from typing import Mapping
 
+from .atomic import write_text
 from .errors import NasError
 from .study.rundir import RunLock
 
@@ -40,6 +41,9 @@ def clashes(out: Path, files: Mapping[str, str]) -> list[str]:
     found = []
     for name, text in files.items():
         path = out / name
+        if path.is_symlink():  # never read through (nor write through) a link planted in --out
+            found.append(f"{name} is a symbolic link")
+            continue
         if not path.exists():
             continue
         old = path.read_text(errors="replace")
@@ -66,4 +70,4 @@ def write_files(out: Path, files: Mapping[str, str], what: str) -> None:
     with RunLock(out):
         check_free(out, files, what)
         for name, text in files.items():
-            (out / name).write_text(text)
+            write_text(out / name, text)

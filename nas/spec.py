@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .atomic import write_text
 from .errors import NasError
 from .registry import RegistryError, get_block
 from .yamlfile import load_yaml
@@ -273,8 +274,7 @@ class ArchSpec:
         """Write the YAML form to `path` (parents created); return the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_yaml())
-        return path
+        return write_text(path, self.to_yaml())
 
     @classmethod
     def load(cls, path: str | Path) -> "ArchSpec":

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..progress import fmt_seconds
 from .rundir import RunLock, StudyError, pin_settings, spawn_workers
-from .storage import (DEFAULT_HEARTBEAT, grace_seconds, is_file_storage, journal_path, make_storage,
+from .storage import (DEFAULT_HEARTBEAT, checked_journal, grace_seconds, is_file_storage, make_storage,
                       recover_stale, requeue_interrupted, running_numbers)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own trial lines say more
@@ -85,7 +85,7 @@ def locked(plan: StudyPlan) -> Iterator[None]:
     """
     with contextlib.ExitStack() as stack:
         if is_file_storage(plan.storage):  # first: a busy journal is refused before --out is made
-            journal = journal_path(plan.storage, plan.out).resolve()
+            journal = checked_journal(plan.storage, plan.out).resolve()
             stack.enter_context(RunLock(journal.parent, f".{journal.name}.lock"))
         stack.enter_context(RunLock(plan.out))
         yield

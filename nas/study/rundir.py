@@ -2,13 +2,16 @@
 worker processes that run in it."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import multiprocessing
+import os
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Optional
 
 import yaml
 
+from ..atomic import write_text
 from ..errors import NasError
 
 
@@ -35,7 +38,7 @@ class RunLock:
 
     def __enter__(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.path.open("a+")
+        self.handle = _open_lock_file(self.path)
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -48,6 +51,17 @@ class RunLock:
         if self.handle is not None:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
+
+
+def _open_lock_file(path: Path) -> IO[str]:
+    """The lock file, opened without following a link planted under its name."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise StudyError(f"{path} is a symbolic link; remove it (a lock file is never a link)") from None
+    return os.fdopen(fd, "a+")
 
 
 def check_unlocked(out: Path, lock_file: str = LOCK_FILE) -> None:
@@ -70,7 +84,7 @@ def pin_settings(out: Path, filename: str, settings: dict[str, Any], may_change:
             raise StudyError(f"{out} holds a {what} with other settings ({', '.join(changed)} differ); "
                               "re-run with the same settings to resume it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(yaml.safe_dump(settings, sort_keys=False))
+    write_text(saved, yaml.safe_dump(settings, sort_keys=False))
 
 
 def spawn_workers(target: Callable[[dict, int], None], settings: dict, workers: int) -> None:

@@ -28,6 +28,16 @@ def journal_path(url: Optional[str], out: Path) -> Path:
     return out / DEFAULT_JOURNAL if url is None else Path(url.removeprefix("journal:"))
 
 
+def checked_journal(url: Optional[str], out: Path) -> Path:
+    """The journal path; the default one (OUT/study.journal) may not be a link planted in --out,
+    which would make Optuna append to a file elsewhere."""
+    path = journal_path(url, out)
+    if url is None and path.is_symlink():
+        raise StudyError(f"{path} is a symbolic link; remove it, or name the journal you mean "
+                         "with --storage")
+    return path
+
+
 def grace_seconds(heartbeat: int) -> int:
     """How long an RDB trial may go without a heartbeat before it counts as a dead worker's."""
     return GRACE_HEARTBEATS * heartbeat
@@ -46,7 +56,7 @@ def make_storage(url: Optional[str], out: Path, heartbeat: int = DEFAULT_HEARTBE
             worker's trial is re-run while the others go on.
     """
     if is_file_storage(url):
-        path = journal_path(url, out)
+        path = checked_journal(url, out)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     try:

@@ -1,0 +1,94 @@
+"""Issue 17: no code from data files, no writes through links, one line for every bad input.
+Refusals exit 2 with one line and change nothing outside --out (nor a folder that existed)."""
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.cli import main
+from test_safety import SEARCH, one_error_line, tree_hash
+
+SMOKE = ["--recipe", "smoke", "--device", "cpu"]
+EMIT = ["scale", "emit", "--coefficients", "1.2,1.1,1.15"]
+
+
+@pytest.fixture
+def spec_file(tmp_path, tiny_spec):
+    return str(tiny_spec.save(tmp_path / "tiny.yaml"))
+
+
+# 1. a crafted CIFAR-10 batch runs nothing; a real-format one still loads -----------------------
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _batches(folder: Path, first) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"batch_label": "x", "labels": [int(v) for v in rng.integers(0, 10, 20)],
+                 "data": rng.integers(0, 256, (20, 3072), dtype=np.uint8),
+                 "filenames": [b"img.png"] * 20}
+        (folder / name).write_bytes(pickle.dumps(first if name == "data_batch_1" and first else batch,
+                                                 protocol=2))
+    return folder
+
+
+def test_cifar_batches_are_read_without_running_code(tmp_path, spec_file, capsys, monkeypatch):
+    from nas.data.cifar import _read_pickles
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    marker = tmp_path / "owned"
+    crafted = _batches(tmp_path / "evil" / "cifar-10-batches-py", {"data": _Payload(marker)})
+    assert main(["train", spec_file, "--dataset", "cifar10", "--data-dir", str(crafted.parent),
+                 *SMOKE, "--out", str(tmp_path / "run")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"cannot read CIFAR-10 batch {crafted / 'data_batch_1'}" in line and "posix.system" in line
+    assert not marker.exists() and not (tmp_path / "run").exists()
+    arrays = _read_pickles(_batches(tmp_path / "real" / "cifar-10-batches-py", None))
+    assert arrays["train_x"].shape == (100, 3, 32, 32) and arrays["test_y"].shape == (20,)
+
+
+# 2. every writer replaces a link planted under its output's name -------------------------------
+
+def _plant(out: Path, names, outside: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    outside.mkdir(exist_ok=True)
+    for name in names:
+        target = outside / name
+        target.write_text("precious\n")
+        (out / name).symlink_to(target)
+    return tree_hash(outside)
+
+
+@pytest.mark.parametrize("command,names", [
+    ([*SEARCH, "--target-macs", "2M", "--trials", "1"],
+     ["trials.csv", "pareto.csv", "summary.md", "best.yaml", "pareto.png", "history.png", "cost.json"]),
+    (["compare", "SPEC", "--dataset", "digits", *SMOKE], ["runs.csv", "compare.csv", "compare.md", "compare.png"]),
+])
+def test_outputs_replace_planted_links_and_leave_their_targets(tmp_path, spec_file, command, names, capsys):
+    command = [spec_file if word == "SPEC" else word for word in command]
+    out = tmp_path / "out"
+    before = _plant(out, names, tmp_path / "outside")
+    assert main([*command, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert tree_hash(tmp_path / "outside") == before
+    assert all((out / name).is_file() and not (out / name).is_symlink() for name in names)
+
+
+def test_emission_and_journal_refuse_planted_links(tmp_path, spec_file, capsys):
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    before = _plant(out, ["scaled.csv", "tiny-phi1.yaml"], outside)
+    assert main([*EMIT, "--base", spec_file, "--phi", "1", "--out", str(out)]) == 2
+    assert "scaled.csv is a symbolic link" in one_error_line(capsys.readouterr().err)
+    search = tmp_path / "search"
+    before = {**before, **_plant(search, ["study.journal", ".nas.lock"], outside)}
+    assert main([*SEARCH, "--target-macs", "2M", "--trials", "1", "--out", str(search)]) == 2
+    assert "is a symbolic link; remove it" in one_error_line(capsys.readouterr().err)
+    assert tree_hash(outside) == before
