@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import Interrupted, NasError
@@ -62,6 +63,16 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
 
 
 def _run(args) -> int:
+    from .outfolder import new_folder, remove_if_bare
+
+    created = new_folder(Path(args.out)) if getattr(args, "out", None) else None
+    code = _refusing(args)
+    if code == 2:
+        remove_if_bare(created)
+    return code
+
+
+def _refusing(args) -> int:
     try:
         return int(args.func(args) or 0)
     except NasError as exc:

@@ -8,8 +8,9 @@ Writing the very same contents again is allowed (re-running a command is harmles
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Optional
 
 from .atomic import write_text
 from .errors import NasError
@@ -18,6 +19,28 @@ from .study.rundir import RunLock
 
 class OutputClash(NasError):
     """The output folder holds other outputs under the names a command writes."""
+
+
+def new_folder(out: Path) -> Optional[Path]:
+    """The outermost folder of `out` (itself or a parent) that does not exist yet: what a
+    command asked to write into `out` creates. None when `out` exists."""
+    created = None
+    for folder in (out, *out.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        created = folder
+    return created
+
+
+def remove_if_bare(folder: Optional[Path]) -> None:
+    """Remove a folder this command created when it holds nothing but empty lock files and
+    folders: a refused command leaves no new --out behind."""
+    if folder is None or folder.is_symlink() or not folder.is_dir():
+        return
+    for path in folder.rglob("*"):
+        if path.is_symlink() or (path.is_file() and (path.stat().st_size or not path.name.endswith(".lock"))):
+            return
+    shutil.rmtree(folder)
 
 
 def _csv_difference(old: str, new: str) -> str:

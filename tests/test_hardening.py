@@ -92,3 +92,39 @@ def test_emission_and_journal_refuse_planted_links(tmp_path, spec_file, capsys):
     assert main([*SEARCH, "--target-macs", "2M", "--trials", "1", "--out", str(search)]) == 2
     assert "is a symbolic link; remove it" in one_error_line(capsys.readouterr().err)
     assert tree_hash(outside) == before
+
+
+# 3. two nets whose names make one folder are refused ----------------------------------------------
+
+def test_compare_refuses_names_that_sanitise_to_one_folder(tmp_path, tiny_spec, capsys):
+    first = str(tiny_spec.replace(name="../../escape").save(tmp_path / "a.yaml"))
+    second = str(tiny_spec.replace(name="escape", dropout=0.3).save(tmp_path / "b.yaml"))
+    out = tmp_path / "cmp"
+    out.mkdir()
+    before = tree_hash(tmp_path)
+    assert main(["compare", first, second, "--dataset", "digits", *SMOKE, "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "'../../escape' and 'escape' would share the folder 'escape'" in line
+    assert tree_hash(tmp_path) == before and list(out.iterdir()) == []
+
+
+# 4. a target beyond the space's largest net is refused like one below its smallest --------------
+
+def test_target_above_the_space_is_refused_and_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "runs" / "s"
+    assert main([*SEARCH, "--target-macs", "1e99", "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "is above the largest candidate of space tiny: 13,322,336 MACs" in line
+    assert "lower --target-macs" in line and list(tmp_path.iterdir()) == []
+
+
+# 7. a storage that cannot open pins nothing; a refused command leaves no new --out ----------------
+
+def test_failed_storage_pins_nothing_and_a_refusal_leaves_no_new_folder(tmp_path, capsys):
+    assert main([*SEARCH, "--target-macs", "2M", "--storage", "bogus://x", "--out", str(tmp_path / "new")]) == 2
+    assert "cannot open storage bogus://x" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main([*SEARCH, "--target-macs", "2M", "--storage", "bogus://x", "--out", str(kept)]) == 2
+    assert kept.is_dir() and not (kept / "search.yaml").exists()  # the corrected command is not refused

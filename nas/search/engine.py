@@ -288,6 +288,10 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
         raise SearchError(f"target {objective.target:,} MACs is below the smallest candidate of space "
                           f"{space.name}: {low:,} MACs ({low / 1e6:.2f} M); raise --target-macs to at "
                           f"least that, or search a smaller space")
+    if objective.target > high:
+        raise SearchError(f"target {objective.target:,} MACs is above the largest candidate of space "
+                          f"{space.name}: {high:,} MACs ({high / 1e6:.2f} M); lower --target-macs to at "
+                          f"most that, or search a larger space")
     study = open_study(config.plan(), objective.directions, log)
     study.set_user_attr("objective", objective.describe())
     study.set_user_attr("num_classes", dataset.num_classes)  # for best.yaml, without reloading data

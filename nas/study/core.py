@@ -103,8 +103,9 @@ def open_study(plan: StudyPlan, directions: Sequence[str], log: Callable[[str], 
         directions: Optuna directions, one per objective ("maximize", "minimize").
         log: where the re-queue message goes.
     """
+    storage = plan.storage_object()  # first: a storage that cannot open pins nothing
     pin_settings(plan.out, plan.settings_file, plan.settings, plan.resumable, plan.what)
-    study = optuna.create_study(study_name=plan.name, storage=plan.storage_object(),
+    study = optuna.create_study(study_name=plan.name, storage=storage,
                                 load_if_exists=True, directions=list(directions))
     _check_study_settings(study, plan)
     if is_file_storage(plan.storage):
