@@ -15,7 +15,6 @@ from typing import Callable, Optional
 import numpy as np
 import optuna
 import pandas as pd
-import yaml
 
 from .atomic import save_figure, write_csv, write_text
 from .compare import compare, fit_of
@@ -29,6 +28,8 @@ from .search.space import load_space
 from .spec import ArchSpec
 from .stats import rank_agreement, t_interval
 from .study import make_storage
+from .study.rundir import config_from_pinned
+from .study.storage import STUDY_KEY
 from .tables import markdown_table
 from .train import Runtime
 from .train.runfolder import Fit, FitOf, refusal
@@ -60,7 +61,7 @@ def load_search(search_dir: Path) -> tuple[SearchConfig, optuna.Study]:
     settings = search_dir / "search.yaml"
     if not settings.is_file():
         raise NasError(f"{search_dir} is not a search run folder (no search.yaml); give the --out of `nas search`")
-    config = SearchConfig(**{**yaml.safe_load(settings.read_text()), "out": str(search_dir)})
+    config = config_from_pinned(SearchConfig, settings, ignored=(STUDY_KEY,), out=str(search_dir))
     study = optuna.load_study(study_name=config.name, storage=make_storage(config.storage, search_dir))
     return config, study
 

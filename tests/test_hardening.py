@@ -128,3 +128,44 @@ def test_failed_storage_pins_nothing_and_a_refusal_leaves_no_new_folder(tmp_path
     kept.mkdir()
     assert main([*SEARCH, "--target-macs", "2M", "--storage", "bogus://x", "--out", str(kept)]) == 2
     assert kept.is_dir() and not (kept / "search.yaml").exists()  # the corrected command is not refused
+
+
+# 8. searches sharing one journal: a study per whole --out path; a busy journal is named -----------
+
+def test_searches_on_one_journal_get_one_study_each_and_a_busy_journal_is_named(tmp_path, capsys):
+    import optuna
+
+    from nas.search.engine import SearchConfig, prepare
+    from nas.study import locked
+    from nas.study.rundir import RunLock
+
+    journal = tmp_path / "shared.journal"
+    outs = [tmp_path / "p1" / "s", tmp_path / "p3" / "s"]
+    configs = [SearchConfig(space="tiny", dataset="digits", target_macs=2_000_000, out=str(out),
+                            recipe="smoke", storage=str(journal)) for out in outs]
+    for config in configs + configs[:1]:  # the last one resumes the first search's study
+        with locked(config.plan()):
+            prepare(config)
+    assert "resuming search" in capsys.readouterr().out.splitlines()[-1]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    assert sorted(optuna.get_all_study_names(storage)) == [str(out.resolve()) for out in outs]
+    with RunLock(tmp_path, ".shared.journal.lock"):
+        before = tree_hash(tmp_path)
+        assert main([*SEARCH, "--target-macs", "2M", "--trials", "1", "--storage", str(journal),
+                     "--out", str(tmp_path / "p4")]) == 2
+        assert f"journal {journal} is in use" in one_error_line(capsys.readouterr().err)
+        assert tree_hash(tmp_path) == before and not (tmp_path / "p4").exists()
+
+
+def test_a_folder_pinned_before_study_names_were_recorded_keeps_its_study(tmp_path):
+    import yaml
+
+    from nas.search.engine import SearchConfig
+
+    out = tmp_path / "p1" / "s"
+    out.mkdir(parents=True)
+    config = SearchConfig(space="tiny", dataset="digits", target_macs=2_000_000, out=str(out),
+                          storage=str(tmp_path / "j.journal"))
+    assert config.name == str(out.resolve())
+    (out / "search.yaml").write_text(yaml.safe_dump(config.to_dict()))  # an older pin: no study key
+    assert config.name == "s"

@@ -86,7 +86,9 @@ def locked(plan: StudyPlan) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         if is_file_storage(plan.storage):  # first: a busy journal is refused before --out is made
             journal = checked_journal(plan.storage, plan.out).resolve()
-            stack.enter_context(RunLock(journal.parent, f".{journal.name}.lock"))
+            stack.enter_context(RunLock(journal.parent, f".{journal.name}.lock", busy=(
+                f"journal {journal} is in use by another `nas` run; wait for it to finish, or use "
+                "another journal (--storage PATH) or a PostgreSQL --storage for concurrent runs")))
         stack.enter_context(RunLock(plan.out))
         yield
 
