@@ -3,18 +3,36 @@ from __future__ import annotations
 
 import argparse
 import errno
+import re
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from .errors import Interrupted, NasError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit 2, like every other user error:
+    `nas search: error: --trials must be >= 1 (got 0); see nas search -h` (no usage block).
+    Sub-command parsers are made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.match(r"argument ([^:]+): (.*)", message, re.S)
+        if match:
+            flag, reason = match.group(1).split("/")[0], match.group(2)
+            if reason.startswith(flag):
+                message = reason
+            else:
+                message = f"{flag} {reason}" if reason.startswith("must ") else f"{flag}: {reason}"
+        line = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {line}; see {self.prog} -h\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `nas` argument parser with every sub-command registered."""
     from .commands import arch, compare, fidelity, interop, pipeline, scale, search, train
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nas", description="EfficientNet-style NAS: search a baseline for a MACs budget, "
                                 "scale it, and train/compare nets with one trainer.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -14,7 +14,7 @@ from nas.outfolder import write_files
 from nas.paths import safe_name
 from nas.presets import EFFICIENTNET, efficientnet_variant
 from nas.rounding import resolution_multiple, round_resolution, scale_spec
-from nas.spec import ArchSpec
+from nas.spec import ArchSpec, SpecError
 
 from .coefficients import TARGET_FACTOR, CoefficientError, Coefficients
 
@@ -70,9 +70,17 @@ def parse_phis(text: str) -> list[float]:
     bad = [v for v in values if not math.isfinite(v)]
     if bad:
         raise CoefficientError(f"--phi {bad[0]:g} is not a finite number; write e.g. 1..7 or 1,2,3")
+    far = [v for v in values if abs(v) > MAX_PHI]
+    if far:
+        raise CoefficientError(f"--phi {far[0]:g} is beyond +-{MAX_PHI} (B7 is phi 7; phi 30 already "
+                               "grows depth ~240x); give phi between -30 and 30")
+    if len(values) > MAX_PHIS:
+        raise CoefficientError(f"--phi names {len(values):,} values; give at most {MAX_PHIS}")
     return values
 
 
+MAX_PHI = 30          # |phi| beyond this is refused (numbers overflow; nets exceed every limit)
+MAX_PHIS = 100        # values one --phi may name
 HUGE_PHI = 10          # warn above this compound coefficient ...
 HUGE_RESOLUTION = 16   # ... or above this many times the base resolution
 
@@ -121,7 +129,10 @@ def compound_model(base: ArchSpec, c: Coefficients, phi: float, multiple: int = 
                                   resolution_multiple(base.resolution, multiple))
     dropout = dropout_for(phi, base.dropout)
     name = f"{base.name}-phi{_fmt_phi(phi)}"
-    spec = scale_spec(base, depth=depth, width=width, resolution=resolution, dropout=dropout, name=name)
+    try:
+        spec = scale_spec(base, depth=depth, width=width, resolution=resolution, dropout=dropout, name=name)
+    except SpecError as exc:
+        raise CoefficientError(f"phi {phi:g} on {base.name}: {exc}") from None
     return ScaledModel(name, phi, depth, width, resolution, dropout, spec)
 
 

@@ -169,3 +169,47 @@ def test_a_folder_pinned_before_study_names_were_recorded_keeps_its_study(tmp_pa
     assert config.name == str(out.resolve())
     (out / "search.yaml").write_text(yaml.safe_dump(config.to_dict()))  # an older pin: no study key
     assert config.name == "s"
+
+
+# 5. bounds: phi, blocks and resolution are refused before any work ------------------------------
+
+def test_huge_phi_blocks_and_resolution_are_refused_at_once(tmp_path, tiny_spec, capsys):
+    import time
+
+    out = tmp_path / "emit"
+    with pytest.raises(SystemExit) as exc:
+        main([*EMIT, "--base", "efficientnet-b0", "--phi", "1e6", "--out", str(out)])
+    assert exc.value.code == 2
+    assert "--phi 1e+06 is beyond +-30" in one_error_line(capsys.readouterr().err)
+    start = time.perf_counter()
+    assert main([*EMIT, "--base", "efficientnet-b0", "--phi", "30", "--out", str(out)]) == 2
+    assert "phi 30 on efficientnet-b0: 3,802 blocks are more than the 2,000" in one_error_line(capsys.readouterr().err)
+    deep = tiny_spec.to_dict() | {"stages": ["mbconv_r1_k3_s1_e1_c16"] * 10_000}
+    (tmp_path / "deep.yaml").write_text(__import__("yaml").safe_dump(deep))
+    assert main(["flops", str(tmp_path / "deep.yaml")]) == 2
+    assert "10,000 blocks are more than the 2,000 a spec may have" in one_error_line(capsys.readouterr().err)
+    assert main(["flops", "efficientnet-b0", "--resolution", "100000"]) == 2
+    assert "resolution 100,000 is above the 65,536 px" in one_error_line(capsys.readouterr().err)
+    assert time.perf_counter() - start < 30 and not out.exists()
+
+
+# 10. parser errors are one line naming the flag, with a pointer to -h ----------------------------
+
+@pytest.mark.parametrize("argv,line", [
+    ([*SEARCH, "--target-macs", "2M", "--out", "x", "--trials", "0"],
+     "nas search: error: --trials must be >= 1 (got 0); see nas search -h"),
+    ([*SEARCH, "--target-macs", "2M", "--out", "x", "--val-fraction", "0"],
+     "nas search: error: --val-fraction must be between 0 and 1, both excluded (got 0); see nas search -h"),
+    (["train", "s.yaml", "--dataset", "digits", "--val-fraction", "1.5", "--lr", "1"],
+     "nas train: error: --val-fraction must be between 0 and 1, both excluded (got 1.5); see nas train -h"),
+    (["train", "s.yaml", "--dataset", "digits", "--epochs", "x"],
+     "nas train: error: --epochs must be an integer (got 'x'); see nas train -h"),
+    ([*SEARCH, "--target-macs", "2M", "--out", "x", "--workers", "-1"],
+     "nas search: error: --workers must be >= 1 (got -1); see nas search -h"),
+])
+def test_parser_errors_are_one_line(argv, line, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == line and "usage" not in err

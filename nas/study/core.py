@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..progress import fmt_seconds
-from .rundir import RunLock, StudyError, pin_settings, spawn_workers
+from .rundir import RunLock, StudyError, check_pinned, pin_settings, spawn_workers
 from .storage import (DEFAULT_HEARTBEAT, checked_journal, grace_seconds, is_file_storage, make_storage,
                       recover_stale, requeue_interrupted, running_numbers)
 
@@ -105,8 +105,10 @@ def open_study(plan: StudyPlan, directions: Sequence[str], log: Callable[[str], 
         directions: Optuna directions, one per objective ("maximize", "minimize").
         log: where the re-queue message goes.
     """
-    storage = plan.storage_object()  # first: a storage that cannot open pins nothing
-    pin_settings(plan.out, plan.settings_file, plan.settings, plan.resumable, plan.what)
+    pinned = (plan.out, plan.settings_file, plan.settings, plan.resumable, plan.what)
+    check_pinned(*pinned)
+    storage = plan.storage_object()  # before the pin: a storage that cannot open pins nothing
+    pin_settings(*pinned)
     study = optuna.create_study(study_name=plan.name, storage=storage,
                                 load_if_exists=True, directions=list(directions))
     _check_study_settings(study, plan)

@@ -121,9 +121,9 @@ def config_from_pinned(cls: type, path: Path, ignored: Iterable[str] = (), **ove
         raise StudyError(f"{path} is damaged ({exc}); restore it, or choose another --out") from None
 
 
-def pin_settings(out: Path, filename: str, settings: dict[str, Any], may_change: Iterable[str],
+def check_pinned(out: Path, filename: str, settings: dict[str, Any], may_change: Iterable[str],
                  what: str) -> None:
-    """Record a run's settings in out/filename; refuse to resume a run made with other ones
+    """Refuse to resume a run made with other settings than those pinned in out/filename
     (except the keys in `may_change`), so a directory is never silently mixed or overwritten."""
     saved = out / filename
     if saved.exists():
@@ -132,8 +132,14 @@ def pin_settings(out: Path, filename: str, settings: dict[str, Any], may_change:
         if changed:
             raise StudyError(f"{out} holds a {what} with other settings ({', '.join(changed)} differ); "
                               "re-run with the same settings to resume it, or choose another --out")
+
+
+def pin_settings(out: Path, filename: str, settings: dict[str, Any], may_change: Iterable[str],
+                 what: str) -> None:
+    """Record a run's settings in out/filename, after `check_pinned` allowed them."""
+    check_pinned(out, filename, settings, may_change, what)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(saved, yaml.safe_dump(settings, sort_keys=False))
+    write_text(out / filename, yaml.safe_dump(settings, sort_keys=False))
 
 
 def spawn_workers(target: Callable[[dict, int], None], settings: dict, workers: int) -> None:
