@@ -213,3 +213,25 @@ def test_parser_errors_are_one_line(argv, line, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.strip() == line and "usage" not in err
+
+
+# 6. emission says when realised MACs miss 2^phi by more than the grid's tolerance ----------------
+
+def test_emission_warns_when_realised_macs_miss_two_to_the_phi(tmp_path, spec_file, capsys):
+    import dataclasses
+
+    import pandas as pd
+
+    from scaling.coefficients import TARGET_FACTOR
+    from scaling.emit import MISS_TOLERANCE
+    from scaling.grid import GridConfig
+
+    default = {f.name: f.default for f in dataclasses.fields(GridConfig)}["tolerance"]
+    assert MISS_TOLERANCE == default / TARGET_FACTOR
+    out = tmp_path / "emit"
+    assert main([*EMIT, "--base", spec_file, "--phi", "-1,0,2", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    table = pd.read_csv(out / "scaled.csv")
+    assert list(table["misses_2phi"]) == [True, False, True]
+    assert "warning: tiny-phim1 realises 0.8309x the base's MACs, not 2^-1 = 0.5x (+66.2 %" in err
+    assert "tiny-phi0 realises" not in err and "warning: tiny-phi2 realises" in err
