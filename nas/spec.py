@@ -296,6 +296,9 @@ class ArchSpec:
             text = path.read_text()
         except OSError as exc:
             raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise SpecError(f"{path} is not a YAML spec (not UTF-8 text); give a spec file or a "
+                            "preset name") from None
         try:
             return cls.from_yaml(text)
         except SpecError as exc:

@@ -235,3 +235,32 @@ def test_emission_warns_when_realised_macs_miss_two_to_the_phi(tmp_path, spec_fi
     assert list(table["misses_2phi"]) == [True, False, True]
     assert "warning: tiny-phim1 realises 0.8309x the base's MACs, not 2^-1 = 0.5x (+66.2 %" in err
     assert "tiny-phi0 realises" not in err and "warning: tiny-phi2 realises" in err
+
+
+# 9. what used to be a traceback is one line -------------------------------------------------------
+
+def test_huge_decode_binary_spec_and_damaged_search_yaml_are_one_line(tmp_path, spec_file, capsys):
+    from nas.data.fit import check_decode_memory
+
+    check_decode_memory("digits", 16, available=2**30)  # digits at 16 px fits in 1 GiB
+    assert main(["train", spec_file, "--dataset", "digits", "--data-resolution", "100000", *SMOKE,
+                 "--out", str(tmp_path / "run")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "decoding 1,797 images of digits at 100,000 px needs at least" in line
+    assert "use a smaller --data-resolution" in line and not (tmp_path / "run").exists()
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["flops", str(binary)]) == 2
+    assert f"{binary} is not a YAML spec (not UTF-8 text)" in one_error_line(capsys.readouterr().err)
+    search = tmp_path / "search"
+    search.mkdir()
+    for text, problem in (("space: tiny\n  bad: [", "is damaged"), ("- a list\n", "not a mapping"),
+                          ("space: tiny\ndataset: digits\nout: x\n", "missing key 'target_macs'"),
+                          ("space: tiny\ndataset: digits\nout: x\ntarget_macs: many\n", "mistyped 'target_macs'"),
+                          ("space: tiny\ndataset: digits\nout: x\ntarget_macs: 1\nevil: 1\n", "unknown key 'evil'")):
+        (search / "search.yaml").write_text(text)
+        before = tree_hash(tmp_path)
+        assert main(["fidelity", str(search), *SMOKE]) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert f"{search / 'search.yaml'} is damaged" in line and problem in line, line
+        assert tree_hash(tmp_path) == before
