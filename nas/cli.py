@@ -115,6 +115,8 @@ NOT_WRITABLE = (errno.EROFS,)
 def os_error_line(exc: OSError, out: Optional[str] = None) -> str:
     """One line for a file-system error, naming the path and what to do. A failed write to an
     open file carries no file name; then the command's --out is named."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and out and Path(out).is_file():
+        return f"--out {out} is a file; choose a folder"
     reason = exc.strerror or str(exc).splitlines()[0]
     written = exc.filename or (f"into {out}" if out else "a file")
     if exc.errno in NO_ROOM:

@@ -264,3 +264,55 @@ def test_huge_decode_binary_spec_and_damaged_search_yaml_are_one_line(tmp_path, 
         line = one_error_line(capsys.readouterr().err)
         assert f"{search / 'search.yaml'} is damaged" in line and problem in line, line
         assert tree_hash(tmp_path) == before
+
+
+# 11. messages name the file, never advise weights_only=False; --out that is a file -----------------
+
+def test_messages_name_files_and_give_no_unsafe_advice(tmp_path, spec_file, capsys):
+    import io
+    import tarfile
+
+    archive = tmp_path / "cifar10.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("train/cat/0.jpg", "test/cat/0.jpg"):
+            info = tarfile.TarInfo(name)
+            info.size = 9
+            tar.addfile(info, io.BytesIO(b"not a jpg"))
+    assert main(["train", spec_file, "--dataset", "cifar10", "--data-dir", str(archive),
+                 "--data-resolution", "32", *SMOKE, "--out", str(tmp_path / "run")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"cannot decode image train/cat/0.jpg in {archive}" in line and "BytesIO" not in line
+    text = tmp_path / "notes.pth"
+    text.write_text("hello: text\n")
+    crafted = tmp_path / "crafted.pth"
+    crafted.write_bytes(pickle.dumps({"a": 1}))
+    for argv in (["convert", str(text), "--from", "torchvision:efficientnet_b0", "--out", str(tmp_path / "c")],
+                 ["convert", str(crafted), "--from", "torchvision:efficientnet_b0", "--out", str(tmp_path / "c")],
+                 ["eval", str(crafted), "--dataset", "digits"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "weights_only" not in err and "Weights only" not in err
+        assert "cannot read" in one_error_line(err) or "not a readable checkpoint" in one_error_line(err)
+    occupied = tmp_path / "file"
+    occupied.write_text("mine\n")
+    assert main(["train", spec_file, "--dataset", "digits", *SMOKE, "--out", str(occupied)]) == 2
+    assert one_error_line(capsys.readouterr().err) == f"error: --out {occupied} is a file; choose a folder"
+    assert occupied.read_text() == "mine\n"
+
+
+# 12. a failed download is one line ------------------------------------------------------------------
+
+def test_a_network_error_while_downloading_is_one_line(tmp_path, spec_file, capsys, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    assert main(["train", spec_file, "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"), "--download",
+                 *SMOKE, "--out", str(tmp_path / "run")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "downloading CIFAR-10 into" in line and "needs internet" in line and "--data-dir" in line
+    assert not (tmp_path / "run").exists()

@@ -180,7 +180,8 @@ def _download(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     try:
         CIFAR10(str(root), train=True, download=True)
-    except Exception as exc:  # network errors come in many types
-        raise DataError(f"downloading CIFAR-10 into {root} failed ({exc}); place a copy there "
-                        "and pass --data-dir") from exc
+    except Exception as exc:  # network errors come in many types (URLError, OSError, ...)
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise DataError(f"downloading CIFAR-10 into {root} failed ({reason}); the download needs "
+                        "internet: place a copy there and pass --data-dir") from None
     return root / "cifar-10-batches-py"

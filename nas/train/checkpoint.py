@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
@@ -92,11 +93,27 @@ def load_tensors(path: Path, expected: str = f"a {CHECKPOINT} written by `nas tr
     corrupt or crafted file is one line naming it and what was `expected` instead. `mmap`
     maps the tensors instead of reading them (for a look at the plain data only)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of non-checkpoints
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
             ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainError(f"{path} is not a readable checkpoint ({first[:160]}); give {expected}") from None
+        raise TrainError(f"{path} is not a readable checkpoint ({load_failure(exc)}); give {expected}") from None
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why torch.load(weights_only=True) refused a file, in a few words; never torch's advice to
+    retry with weights_only=False, which would run the code a crafted file holds."""
+    text = str(exc).strip()
+    if "weights_only" in text or "Weights only" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines() if \
+            "WeightsUnpickler error:" in text else []
+        return ("it holds objects other than tensors and plain data, or is no weights file"
+                + (f": {detail[0][:100]}" if detail else ""))
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, (KeyError, pickle.UnpicklingError)) or len(first) < 8:
+        return f"not a PyTorch weights file ({type(exc).__name__}{': ' + first[:60] if first else ''})"
+    return first[:160]
 
 
 def read_checkpoint(path: Path, mmap: bool = False) -> dict:
