@@ -3,18 +3,37 @@ from __future__ import annotations
 
 import argparse
 import errno
+import re
 import sys
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import NoReturn, Optional, Sequence
 
 from .errors import Interrupted, NasError
 from .process import setup_process
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit 2, like every other user error:
+    `nas search: error: --trials must be >= 1 (got 0); see nas search -h` (no usage block).
+    Sub-command parsers are made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.match(r"argument ([^:]+): (.*)", message, re.S)
+        if match:
+            flag, reason = match.group(1).split("/")[0], match.group(2)
+            if reason.startswith(flag):
+                message = reason
+            else:
+                message = f"{flag} {reason}" if reason.startswith("must ") else f"{flag}: {reason}"
+        line = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {line}; see {self.prog} -h\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `nas` argument parser with every sub-command registered."""
     from .commands import arch, compare, fidelity, interop, pipeline, scale, search, train
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nas", description="EfficientNet-style NAS: search a baseline for a MACs budget, "
                                 "scale it, and train/compare nets with one trainer.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -64,6 +83,16 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
 
 
 def _run(args) -> int:
+    from .outfolder import new_folder, remove_if_bare
+
+    created = new_folder(Path(args.out)) if getattr(args, "out", None) else None
+    code = _refusing(args)
+    if code == 2:
+        remove_if_bare(created)
+    return code
+
+
+def _refusing(args) -> int:
     try:
         return int(args.func(args) or 0)
     except NasError as exc:
@@ -88,6 +117,8 @@ NOT_WRITABLE = (errno.EROFS,)
 def os_error_line(exc: OSError, out: Optional[str] = None) -> str:
     """One line for a file-system error, naming the path and what to do. A failed write to an
     open file carries no file name; then the command's --out is named."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and out and Path(out).is_file():
+        return f"--out {out} is a file; choose a folder"
     reason = exc.strerror or str(exc).splitlines()[0]
     written = exc.filename or (f"into {out}" if out else "a file")
     if exc.errno in NO_ROOM:

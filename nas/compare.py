@@ -12,8 +12,9 @@ from typing import Callable, Optional, Sequence
 
 import pandas as pd
 
+from .atomic import save_figure
 from .data import Dataset
-from .paths import safe_name
+from .paths import check_distinct_folders, safe_name
 from .recipe import Recipe
 from .spec import ArchSpec
 from .stats import noise_floor_line, summarise_seeds, verdict_markdown
@@ -29,7 +30,9 @@ def run_dir(out: Path, name: str, seed: int) -> Path:
 
 def planned_runs(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Recipe, out: Path,
                  seeds: Sequence[int]) -> list[tuple[str, ArchSpec, Recipe, Path]]:
-    """(name, spec, recipe with the seed, run folder) of every (model, seed) run in `out`."""
+    """(name, spec, recipe with the seed, run folder) of every (model, seed) run in `out`;
+    two names that would share a folder are refused."""
+    check_distinct_folders(name for name, _ in models)
     return [(name, spec, recipe.replace(seed=seed), run_dir(out, name, seed))
             for name, spec in models for seed in seeds]
 
@@ -186,5 +189,5 @@ def plot(summary: pd.DataFrame, path: Path, title: str, line_models: Sequence[st
     if not line.empty:
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

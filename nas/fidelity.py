@@ -15,8 +15,8 @@ from typing import Callable, Optional
 import numpy as np
 import optuna
 import pandas as pd
-import yaml
 
+from .atomic import save_figure, write_csv, write_text
 from .compare import compare, fit_of
 from .data import Dataset, load_dataset
 from .errors import NasError
@@ -28,6 +28,8 @@ from .search.space import load_space
 from .spec import ArchSpec
 from .stats import rank_agreement, t_interval
 from .study import make_storage
+from .study.rundir import config_from_pinned
+from .study.storage import STUDY_KEY
 from .tables import markdown_table
 from .train import Runtime
 from .train.runfolder import Fit, FitOf, refusal
@@ -59,7 +61,7 @@ def load_search(search_dir: Path) -> tuple[SearchConfig, optuna.Study]:
     settings = search_dir / "search.yaml"
     if not settings.is_file():
         raise NasError(f"{search_dir} is not a search run folder (no search.yaml); give the --out of `nas search`")
-    config = SearchConfig(**{**yaml.safe_load(settings.read_text()), "out": str(search_dir)})
+    config = config_from_pinned(SearchConfig, settings, ignored=(STUDY_KEY,), out=str(search_dir))
     study = optuna.load_study(study_name=config.name, storage=make_storage(config.storage, search_dir))
     return config, study
 
@@ -196,13 +198,13 @@ def describe(summary: dict) -> str:
 def write_fidelity(out: Path, table: pd.DataFrame, summary: dict) -> None:
     """fidelity.csv, fidelity.json, fidelity.md and fidelity.png."""
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "fidelity.csv", index=False)
-    (out / "fidelity.json").write_text(json.dumps(summary, indent=2))
+    write_csv(out / "fidelity.csv", table)
+    write_text(out / "fidelity.json", json.dumps(summary, indent=2))
     rows = [[r["candidate"], r["picked"], f"{r['macs'] / 1e6:.2f}", f"{r['proxy_val_acc'] * 100:.2f}",
              r["proxy_rank"], f"{r['long_acc'] * 100:.2f}" + ("" if pd.isna(r["long_std"]) else
                                                             f" ± {r['long_std'] * 100:.2f}"), r["long_rank"]]
             for _, r in table.sort_values("proxy_rank").iterrows()]
-    (out / "fidelity.md").write_text(
+    write_text(out / "fidelity.md",
         f"# Proxy fidelity\n\n{describe(summary)}.\n\n"
         + markdown_table(rows, ["candidate", "picked", "MACs (M)", "proxy val %", "proxy rank",
                                 f"{summary['long_metric'].replace('_', ' ')} % (long)", "long rank"]) + "\n")
@@ -226,5 +228,5 @@ def plot_fidelity(path: Path, table: pd.DataFrame, summary: dict) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -8,15 +8,39 @@ Writing the very same contents again is allowed (re-running a command is harmles
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Optional
 
+from .atomic import write_text
 from .errors import NasError
 from .study.rundir import RunLock
 
 
 class OutputClash(NasError):
     """The output folder holds other outputs under the names a command writes."""
+
+
+def new_folder(out: Path) -> Optional[Path]:
+    """The outermost folder of `out` (itself or a parent) that does not exist yet: what a
+    command asked to write into `out` creates. None when `out` exists."""
+    created = None
+    for folder in (out, *out.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        created = folder
+    return created
+
+
+def remove_if_bare(folder: Optional[Path]) -> None:
+    """Remove a folder this command created when it holds nothing but empty lock files and
+    folders: a refused command leaves no new --out behind."""
+    if folder is None or folder.is_symlink() or not folder.is_dir():
+        return
+    for path in folder.rglob("*"):
+        if path.is_symlink() or (path.is_file() and (path.stat().st_size or not path.name.endswith(".lock"))):
+            return
+    shutil.rmtree(folder)
 
 
 def _csv_difference(old: str, new: str) -> str:
@@ -40,6 +64,9 @@ def clashes(out: Path, files: Mapping[str, str]) -> list[str]:
     found = []
     for name, text in files.items():
         path = out / name
+        if path.is_symlink():  # never read through (nor write through) a link planted in --out
+            found.append(f"{name} is a symbolic link")
+            continue
         if not path.exists():
             continue
         old = path.read_text(errors="replace")
@@ -66,4 +93,4 @@ def write_files(out: Path, files: Mapping[str, str], what: str) -> None:
     with RunLock(out):
         check_free(out, files, what)
         for name, text in files.items():
-            (out / name).write_text(text)
+            write_text(out / name, text)

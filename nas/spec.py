@@ -13,11 +13,17 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
+from .atomic import write_text
 from .errors import NasError
 from .registry import RegistryError, get_block
 from .yamlfile import load_yaml
 
 ACTIVATIONS = ("silu", "relu", "relu6")
+# bounds that keep every command's work finite (B7 has 55 blocks at 600 px; a spec at these
+# limits is still counted in seconds)
+MAX_BLOCKS = 2000
+MAX_RESOLUTION = 65536
+MAX_CHANNELS = 1 << 20
 
 
 class SpecError(NasError, ValueError):
@@ -193,6 +199,8 @@ class ArchSpec:
         _require(isinstance(self.name, str) and self.name.strip() != "",
                  "name must be a non-empty string")
         _check_int(self.resolution, 8, "resolution")
+        _require(self.resolution <= MAX_RESOLUTION, f"resolution {self.resolution:,} is above the "
+                 f"{MAX_RESOLUTION:,} px a spec may have; use a smaller resolution (or --phi)")
         _check_int(self.num_classes, 1, "num_classes")
         _check_int(self.in_channels, 1, "in_channels")
         _require(isinstance(self.stages, tuple) and len(self.stages) > 0,
@@ -201,6 +209,11 @@ class ArchSpec:
                  f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         _check_fraction(self.dropout, "dropout")
         _check_fraction(self.drop_path, "drop_path")
+        _require(self.blocks <= MAX_BLOCKS, f"{self.blocks:,} blocks are more than the {MAX_BLOCKS:,} a "
+                 "spec may have (EfficientNet-B7 has 55); use fewer stages or repeats (or a smaller --phi)")
+        widest = max([self.stem.channels, self.head.channels, *(s.out for s in self.stages)])
+        _require(widest <= MAX_CHANNELS, f"{widest:,} channels are more than the {MAX_CHANNELS:,} a layer "
+                 "may have; use narrower stages (or a smaller --phi)")
 
     @property
     def blocks(self) -> int:
@@ -273,8 +286,7 @@ class ArchSpec:
         """Write the YAML form to `path` (parents created); return the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_yaml())
-        return path
+        return write_text(path, self.to_yaml())
 
     @classmethod
     def load(cls, path: str | Path) -> "ArchSpec":
@@ -284,6 +296,9 @@ class ArchSpec:
             text = path.read_text()
         except OSError as exc:
             raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise SpecError(f"{path} is not a YAML spec (not UTF-8 text); give a spec file or a "
+                            "preset name") from None
         try:
             return cls.from_yaml(text)
         except SpecError as exc:

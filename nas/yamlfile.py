@@ -51,5 +51,7 @@ def read_yaml(path: Path, what: str, error: type[NasError]) -> Any:
         return load_yaml(path.read_text())
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise error(f"{path} is not a {what} file (not UTF-8 text); give a YAML {what}") from None
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML: {exc}".splitlines()[0]) from exc

@@ -14,7 +14,7 @@ from nas.outfolder import write_files
 from nas.paths import safe_name
 from nas.presets import EFFICIENTNET, efficientnet_variant
 from nas.rounding import resolution_multiple, round_resolution, scale_spec
-from nas.spec import ArchSpec
+from nas.spec import ArchSpec, SpecError
 
 from .coefficients import TARGET_FACTOR, CoefficientError, Coefficients
 
@@ -70,9 +70,20 @@ def parse_phis(text: str) -> list[float]:
     bad = [v for v in values if not math.isfinite(v)]
     if bad:
         raise CoefficientError(f"--phi {bad[0]:g} is not a finite number; write e.g. 1..7 or 1,2,3")
+    far = [v for v in values if abs(v) > MAX_PHI]
+    if far:
+        raise CoefficientError(f"--phi {far[0]:g} is beyond +-{MAX_PHI} (B7 is phi 7; phi 30 already "
+                               "grows depth ~240x); give phi between -30 and 30")
+    if len(values) > MAX_PHIS:
+        raise CoefficientError(f"--phi names {len(values):,} values; give at most {MAX_PHIS}")
     return values
 
 
+MAX_PHI = 30          # |phi| beyond this is refused (numbers overflow; nets exceed every limit)
+MAX_PHIS = 100        # values one --phi may name
+# a realised MACs ratio may miss 2^phi by the grid's default tolerance (0.1 on a ratio of 2,
+# `GridConfig.tolerance`) before emission warns
+MISS_TOLERANCE = 0.1 / TARGET_FACTOR
 HUGE_PHI = 10          # warn above this compound coefficient ...
 HUGE_RESOLUTION = 16   # ... or above this many times the base resolution
 
@@ -88,6 +99,16 @@ def huge_warnings(base: ArchSpec, table: pd.DataFrame) -> list[str]:
                          f"{row['macs'] / 1e9:,.1f} G MACs ({row['realised_ratio']:,.0f}x the base); "
                          "B7 is phi 7")
     return lines
+
+
+def miss_warnings(table: pd.DataFrame) -> list[str]:
+    """One warning line per emitted model whose realised MACs miss 2^phi times the base's by
+    more than the grid's tolerance (the `misses_2phi` column of scaled.csv)."""
+    return [f"warning: {row['name']} realises {row['realised_ratio']:g}x the base's MACs, not "
+            f"2^{row['phi']:g} = {row['ideal_ratio']:.4g}x ({row['deviation_vs_2phi_pct']:+.1f} %, beyond "
+            f"the grid's +-{MISS_TOLERANCE * 100:g} %): rounding of depth, width or resolution; treat "
+            "its cost as the realised one"
+            for _, row in table.iterrows() if row["misses_2phi"]]
 
 
 def dropout_for(phi: float, base_dropout: float) -> float:
@@ -121,7 +142,10 @@ def compound_model(base: ArchSpec, c: Coefficients, phi: float, multiple: int = 
                                   resolution_multiple(base.resolution, multiple))
     dropout = dropout_for(phi, base.dropout)
     name = f"{base.name}-phi{_fmt_phi(phi)}"
-    spec = scale_spec(base, depth=depth, width=width, resolution=resolution, dropout=dropout, name=name)
+    try:
+        spec = scale_spec(base, depth=depth, width=width, resolution=resolution, dropout=dropout, name=name)
+    except SpecError as exc:
+        raise CoefficientError(f"phi {phi:g} on {base.name}: {exc}") from None
     return ScaledModel(name, phi, depth, width, resolution, dropout, spec)
 
 
@@ -182,6 +206,7 @@ def scaled_table(base: ArchSpec, models: list[ScaledModel], factor: float) -> pd
             "formula_ratio": round(factor ** m.phi, 4), "ideal_ratio": TARGET_FACTOR ** m.phi,
             "deviation_vs_formula_pct": round((realised / factor ** m.phi - 1) * 100, 2),
             "deviation_vs_2phi_pct": round((realised / TARGET_FACTOR ** m.phi - 1) * 100, 2),
+            "misses_2phi": bool(abs(realised / TARGET_FACTOR ** m.phi - 1) > MISS_TOLERANCE),
         })
     return pd.DataFrame(rows)
 

@@ -28,7 +28,7 @@ from nas.rounding import resolution_multiple, round_resolution, scale_spec
 from nas.spec import ArchSpec
 from nas.study import (ProgressLine, Status, StudyPlan, await_stale, load_for_worker, locked,
                        open_study, run_workers, set_attrs)
-from nas.study.storage import DEFAULT_HEARTBEAT
+from nas.study.storage import DEFAULT_HEARTBEAT, STUDY_KEY, default_study_name
 from nas.train import Runtime, TrainError, train
 from nas.train.runtime import resolve_device
 
@@ -79,8 +79,8 @@ class GridConfig:
 
     @property
     def name(self) -> str:
-        """The study's name in its storage (default: the --out folder name + '-grid')."""
-        return self.study_name or f"{Path(self.out).resolve().name}-grid"
+        """The study's name in its storage (default: see `default_study_name`, + '-grid')."""
+        return self.study_name or default_study_name(Path(self.out), self.storage, "grid.yaml", "-grid")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (what is pinned in grid.yaml)."""
@@ -88,8 +88,8 @@ class GridConfig:
 
     def plan(self, base: ArchSpec) -> StudyPlan:
         """Where the grid's study lives and what is pinned (the base network included)."""
-        settings = {**self.to_dict(), "base_network": base.canonical_string()}
-        return StudyPlan(Path(self.out), self.name, self.storage, settings, self.RESUMABLE,
+        settings = {**self.to_dict(), "base_network": base.canonical_string(), STUDY_KEY: self.name}
+        return StudyPlan(Path(self.out), self.name, self.storage, settings, (*self.RESUMABLE, STUDY_KEY),
                          "grid.yaml", "grid", self.heartbeat)
 
 

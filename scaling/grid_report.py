@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
+from nas.atomic import save_figure, write_csv, write_text
 from nas.stats import binomial_se, paired_difference
 
 from .coefficients import TARGET_FACTOR
@@ -52,7 +53,7 @@ def write_grid_outputs(study: optuna.Study, config: GridConfig) -> Optional[dict
     """Write grid.csv, best_coefficients.yaml and grid.png; return the chosen coefficients."""
     out = Path(config.out)
     df = grid_frame(study)
-    df.to_csv(out / "grid.csv", index=False)
+    write_csv(out / "grid.csv", df)
     if df.empty:
         return None
     best = df.iloc[0]
@@ -65,7 +66,7 @@ def write_grid_outputs(study: optuna.Study, config: GridConfig) -> Optional[dict
               "noise_floor_pts": round(floor * 100, 3), "vs_runner_up": winner_verdict(df),
               "note": "ranked by mean validation accuracy over seeds at equal realised MACs "
                       f"(within {config.tolerance} of {TARGET_FACTOR:g}x); see grid.csv"}
-    (out / "best_coefficients.yaml").write_text(yaml.safe_dump(chosen, sort_keys=False))
+    write_text(out / "best_coefficients.yaml", yaml.safe_dump(chosen, sort_keys=False))
     plot_grid(out / "grid.png", df, floor)
     return chosen
 
@@ -97,5 +98,5 @@ def plot_grid(path: Path, df: pd.DataFrame, noise_floor: float) -> None:
     ax2.set_ylabel("validation accuracy (%)")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
+from nas.atomic import write_csv, write_text
 from nas.compare import compare
 from nas.data import Dataset, load_dataset
 from nas.fidelity import FidelityPlan, check_fidelity, fidelity_inputs, run_fidelity
@@ -135,7 +136,7 @@ class Pipeline:
     def _mark(self, step: str) -> None:
         state = self._state()
         state["done"] = sorted(set(state["done"]) | {step}, key=STEPS.index)
-        self.state_file.write_text(json.dumps(state, indent=2))
+        write_text(self.state_file, json.dumps(state, indent=2))
 
     def run(self) -> Optional[Path]:
         """Run every step not done yet, in order; return the report's path, or None when the
@@ -288,13 +289,13 @@ class Pipeline:
         data = self._check([spec for _, spec in models], self._final_recipe())
         runs = compare(models, data, self._final_recipe(), self.out / "train", seeds=self.config.seeds,
                        runtime=self._runtime(), log=self.log)
-        runs.to_csv(self.out / "train" / "runs.csv", index=False)
+        write_csv(self.out / "train" / "runs.csv", runs)
 
     def _study(self) -> None:
         out = self.out / "study"
         out.mkdir(parents=True, exist_ok=True)
         if not self.config.targets:
-            (out / "study.md").write_text("No scaling study: no phi > 0 was emitted.\n")
+            write_text(out / "study.md", "No scaling study: no phi > 0 was emitted.\n")
             return
         nets = plan_study(self.base_spec(), self.coefficients(), self.config.targets,
                           self.config.resolution_multiple)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nas.atomic import write_csv, write_text
 from nas.compare import markdown, plot, summarise
 from nas.fidelity import describe
 from nas.search.report import cost_line
@@ -67,7 +68,7 @@ def write_report(pipeline) -> Path:
     models, labels = pipeline.models()
     runs = pd.read_csv(out / "train" / "runs.csv")
     summary = summarise(runs, reference=models[0][0])
-    summary.to_csv(out / "models.csv", index=False)
+    write_csv(out / "models.csv", summary)
     family = [name for name, label in labels.items() if not label.startswith("hand-designed")]
     plot(summary, out / "scaling.png", f"{c.dataset}: searched base and its compound scaling",
          line_models=family, line_label="searched base + compound scaling")
@@ -106,5 +107,5 @@ def write_report(pipeline) -> Path:
 
 ![accuracy vs MACs](scaling.png)
 """
-    (out / "report.md").write_text(text)
+    write_text(out / "report.md", text)
     return out / "report.md"

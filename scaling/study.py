@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from nas.atomic import save_figure, write_csv, write_text
 from nas.compare import compare
 from nas.counting import analytic_macs
 from nas.data import Dataset
@@ -87,10 +88,10 @@ def run_study(nets: Sequence[StudyNet], dataset: Dataset, recipe: Recipe, out: P
                 f"({', '.join(f'{n.strategy} {n.realised:.3f}x' for n in group)}); the rounding "
                 "allows no closer match")
     runs = compare([(n.spec.name, n.spec) for n in nets], dataset, recipe, out / "runs", seeds, runtime, log)
-    runs.to_csv(out / "runs.csv", index=False)
+    write_csv(out / "runs.csv", runs)
     table = study_table(nets, runs)
-    table.to_csv(out / "study.csv", index=False)
-    (out / "study.md").write_text(study_markdown(table, runs, nets, recipe, dataset))
+    write_csv(out / "study.csv", table)
+    write_text(out / "study.md", study_markdown(table, runs, nets, recipe, dataset))
     plot_study(table, out / "study.png", f"{dataset.name}: scaling strategies, recipe {recipe.name}")
     return table
 
@@ -163,5 +164,5 @@ def plot_study(table: pd.DataFrame, path: Path, title: str) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -232,7 +232,7 @@ def test_a_search_writing_another_searchs_journal_is_refused_while_it_runs(tmp_p
         before = tree_hash(first)
         assert main([*SEARCH, "--target-macs", "2M", "--trials", "2", "--storage", str(journal),
                      "--study-name", "first", "--out", str(tmp_path / "second")]) == 2
-        assert f"another `nas` run is working in {first}" in one_error_line(capsys.readouterr().err)
+        assert f"journal {journal} is in use" in one_error_line(capsys.readouterr().err)
         assert tree_hash(first) == before and not (tmp_path / "second").exists()
 
 

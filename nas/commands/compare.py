@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
+from ..atomic import write_csv, write_text
 from ..errors import NasError
 from ..paths import safe_name
 from ..presets import resolve_spec
@@ -82,14 +83,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     pairs = [(n, s) for n, s, _ in models]
     with run_folder(Path(args.out), fit_of(pairs, dataset, recipe, args.seeds), args.force) as out:
         runs = compare(pairs, dataset, recipe, out, args.seeds, Runtime(device=args.device, quiet=True))
-    runs.to_csv(out / "runs.csv", index=False)
+    write_csv(out / "runs.csv", runs)
     summary = summarise(runs, reference=reference)
     costs = cost_table(pairs, args.device)
     summary = summary.merge(costs, on="model").assign(target_macs=[t for _, _, t in models])
-    summary.to_csv(out / "compare.csv", index=False)
+    write_csv(out / "compare.csv", summary)
     warnings = cost_disagreements(summary)
     table = markdown(summary) + "\n\n" + cost_markdown(summary)
-    (out / "compare.md").write_text(f"# {dataset.name}, recipe {recipe.name}, seeds "
+    write_text(out / "compare.md", f"# {dataset.name}, recipe {recipe.name}, seeds "
                                     f"{', '.join(map(str, args.seeds))}\n\n{table}\n"
                                     + "".join(f"\n{w}\n" for w in warnings))
     plot(summary, out / "compare.png", f"{dataset.name}: recipe {recipe.name}")

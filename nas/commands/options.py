@@ -26,16 +26,21 @@ def _parse_with(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
-def _finite(kind: type, low: Optional[float] = None, low_open: bool = False) -> Callable[[str], Any]:
+def _finite(kind: type, low: Optional[float] = None, low_open: bool = False,
+            below: Optional[float] = None) -> Callable[[str], Any]:
+    """A number of `kind`, finite, >= low (> low when `low_open`) and < `below` when given;
+    the messages read after the flag: `--trials must be >= 1 (got 0)`."""
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+            raise ValueError(f"must be {'an integer' if kind is int else 'a number'} (got {text!r})") from None
         if not math.isfinite(value):
-            raise ValueError(f"{text!r} must be finite")
+            raise ValueError(f"must be finite (got {text})")
+        if below is not None and not (low < value < below):
+            raise ValueError(f"must be between {low:g} and {below:g}, both excluded (got {text})")
         if low is not None and (value <= low if low_open else value < low):
-            raise ValueError(f"{text} must be {'>' if low_open else '>='} {low:g}")
+            raise ValueError(f"must be {'>' if low_open else '>='} {low:g} (got {text})")
         return value
     parse.__name__ = kind.__name__
     return _parse_with(parse)
@@ -71,7 +76,7 @@ def _seed_count(text: str) -> int:
         raise ValueError(f"{text!r} is not a count: give how many seeds each grid point trains "
                          "(seeds --seed, --seed+1, ...), e.g. 3") from None
     if count < 1:
-        raise ValueError(f"{text} must be >= 1")
+        raise ValueError(f"must be >= 1 (got {text})")
     return count
 
 
@@ -86,6 +91,7 @@ NON_NEGATIVE_INT = _finite(int, 0)
 NUMBER = _finite(float)
 POSITIVE = _finite(float, 0, low_open=True)
 NON_NEGATIVE = _finite(float, 0)
+FRACTION = _finite(float, 0, low_open=True, below=1)
 MACS = _parse_with(_macs)
 SEEDS = _parse_with(_seeds)
 ONE_SEED = _parse_with(_one_seed)
@@ -111,7 +117,7 @@ OPTIONS: dict[str, Opt] = {
     "data_dir": _opt("--data-dir", help="where cifar10 lives (default: $NAS_DATA_DIR)"),
     "data_resolution": _opt("--data-resolution", type=POSITIVE_INT,
                             help="decode images at this size (default: the spec's resolution)"),
-    "val_fraction": _opt("--val-fraction", type=POSITIVE, default=0.1,
+    "val_fraction": _opt("--val-fraction", type=FRACTION, default=0.1,
                          help="share of the training data held out for validation (default 0.1)"),
     "download": _opt("--download", action="store_true",
                      help="fetch CIFAR-10 with torchvision when no local copy is found (needs internet)"),

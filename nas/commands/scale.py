@@ -79,7 +79,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 def cmd_emit(args: argparse.Namespace) -> int:
     """Run `nas scale emit`."""
     from scaling import Coefficients, emit_compound, emit_paper, parse_phis
-    from scaling.emit import huge_warnings, write_emission
+    from scaling.emit import huge_warnings, miss_warnings, write_emission
 
     base = resolve_spec(args.base)
     phis = parse_phis(args.phi)
@@ -93,7 +93,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
     cols = ["name", "phi", "depth", "width", "resolution", "dropout", "macs", "params", "realised_ratio",
             "formula_ratio", "ideal_ratio"]
     print(text_table(table[cols].values.tolist(), cols))
-    for line in huge_warnings(base, table):
+    for line in miss_warnings(table) + huge_warnings(base, table):
         print(line, file=sys.stderr)
     print(f"wrote {len(models)} spec(s) and scaled.csv to {args.out}")
     return 0

@@ -17,6 +17,7 @@ from typing import Optional
 
 from . import cifar, digits, imagefolder
 from .dataset import DataError, Dataset, Split
+from .fit import check_decode_memory
 
 __all__ = ["DataError", "Dataset", "Split", "dataset_name", "load_dataset", "default_data_dir"]
 
@@ -43,6 +44,7 @@ def load_dataset(name: str, data_dir: Optional[str | Path] = None, resolution: O
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction {val_fraction} must be in (0, 1)")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    check_decode_memory(name, resolution)
     if name == "digits":
         dataset = digits.load(resolution or 16, val_fraction)
     elif name == "cifar10":

@@ -9,6 +9,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..atomic import replace_atomically
+
 CACHE_VERSION = 1
 
 
@@ -72,8 +74,5 @@ def cached_arrays(key: str, build: Callable[[], dict[str, np.ndarray]],
             path.unlink(missing_ok=True)  # a torn or stale cache file: rebuild it
     arrays = build()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    replace_atomically(path, lambda f: np.savez(f, **arrays))
     return arrays, False

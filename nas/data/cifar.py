@@ -132,18 +132,43 @@ def _iter_dir(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
             yield parts[0], parts[1], str(file), file.read_bytes()
 
 
-def _read_pickles(folder: Path) -> dict[str, np.ndarray]:
-    def read(name: str) -> tuple[np.ndarray, np.ndarray]:
-        path = folder / name
-        try:
-            with path.open("rb") as f:
-                batch = pickle.load(f, encoding="latin1")
-        except (OSError, pickle.UnpicklingError, EOFError) as exc:
-            raise DataError(f"cannot read CIFAR-10 batch {path}: {exc}") from exc
-        return batch["data"].reshape(-1, 3, 32, 32).astype(np.uint8), np.array(batch["labels"])
+# the globals a real CIFAR-10 batch (a dict of a numpy array and lists) may name: numpy's array
+# reconstruction, and the codec Python 3 uses for bytes in protocol 2
+BATCH_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
 
-    train = [read(f"data_batch_{i}") for i in range(1, 6)]
-    test_x, test_y = read("test_batch")
+
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and plain data only: any other global a file names (the way a
+    crafted pickle runs code) is refused before it is called."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in BATCH_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds")
+        return super().find_class(module, name)
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images N x 3 x 32 x 32 uint8, labels) of one pickled CIFAR-10 batch, read without
+    running code; anything else is one line naming the file."""
+    try:
+        with path.open("rb") as f:
+            batch = BatchUnpickler(f, encoding="latin1").load()
+        images = np.asarray(batch["data"]).reshape(-1, 3, 32, 32).astype(np.uint8)
+        return images, np.asarray(batch["labels"], dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
+            IndexError, AttributeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read CIFAR-10 batch {path}: {reason[:200]}; give the "
+                        "cifar-10-batches-py folder of the official python archive") from None
+
+
+def _read_pickles(folder: Path) -> dict[str, np.ndarray]:
+    train = [read_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    test_x, test_y = read_batch(folder / "test_batch")
     return {"train_x": np.concatenate([x for x, _ in train]),
             "train_y": np.concatenate([y for _, y in train]), "test_x": test_x, "test_y": test_y}
 
@@ -155,7 +180,8 @@ def _download(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     try:
         CIFAR10(str(root), train=True, download=True)
-    except Exception as exc:  # network errors come in many types
-        raise DataError(f"downloading CIFAR-10 into {root} failed ({exc}); place a copy there "
-                        "and pass --data-dir") from exc
+    except Exception as exc:  # network errors come in many types (URLError, OSError, ...)
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise DataError(f"downloading CIFAR-10 into {root} failed ({reason}); the download needs "
+                        "internet: place a copy there and pass --data-dir") from None
     return root / "cifar-10-batches-py"

@@ -1,6 +1,7 @@
 """Checks of a data set against the net's input size, shared by every command that trains."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from ..errors import NasError
@@ -31,3 +32,33 @@ def native_resolution_note(dataset: Dataset, resolution: int) -> Optional[str]:
                 f"{resolution} px ({resolution / dataset.native:.0f}x) spends compute on upsampled "
                 "pixels; a spec near the native size trains far faster")
     return None
+
+
+DECODE_BYTES_PER_PIXEL = 3  # the uint8 RGB arrays kept: a floor (decoding needs more)
+KNOWN_IMAGES = {"digits": 1797, "cifar10": 60000}
+
+
+def check_decode_memory(name: str, resolution: Optional[int], available: Optional[int] = None) -> None:
+    """Refuse, before anything is allocated, a decode size whose arrays cannot fit the memory
+    (`--data-resolution 100000` would ask for ~70 TB). `available` overrides the measured
+    free memory (for tests)."""
+    if resolution is None:
+        return
+    from ..train.memory import available_bytes
+    import torch
+
+    count = KNOWN_IMAGES.get(name) or _image_count(name)
+    need = count * resolution ** 2 * DECODE_BYTES_PER_PIXEL
+    free = available if available is not None else available_bytes(torch.device("cpu"))
+    if free is None or need <= free:
+        return
+    raise NasError(f"decoding {count:,} images of {name} at {resolution:,} px needs at least "
+                   f"{need / 2**30:,.0f} GiB but the machine has {free / 2**30:,.1f} GiB available; "
+                   "use a smaller --data-resolution (by default the spec's resolution)")
+
+
+def _image_count(name: str) -> int:
+    from .images import IMAGE_SUFFIXES
+
+    folder = Path(name.split(":", 1)[-1])
+    return sum(1 for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else 0

@@ -27,8 +27,12 @@ def decode(data: bytes, where: str, resolution: Optional[int] = None) -> np.ndar
             if resolution is not None and img.size != (resolution, resolution):
                 img = _resize_center_crop(img, resolution)
             return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot decode image {where}: {exc}") from exc
+    except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
+        raise DataError(f"cannot decode image {where}: not an image file PIL can read; replace "
+                        "or remove it") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot decode image {where}: {reason}; replace or remove it") from None
 
 
 def _decode_chunk(items: list[tuple[bytes, str]], resolution: Optional[int]) -> list[np.ndarray]:

@@ -8,9 +8,10 @@ from typing import Any, Optional
 
 import torch
 
+from ..atomic import write_text
 from ..recipe import Recipe
 from ..spec import ArchSpec, SpecError
-from ..train.checkpoint import CHECKPOINT, TrainError, checkpoint_path, load_tensors
+from ..train.checkpoint import CHECKPOINT, TrainError, checkpoint_path, load_tensors, save_atomic
 from . import InteropError
 
 
@@ -32,11 +33,11 @@ def write_run(out: str | Path, spec: ArchSpec, weights: dict[str, torch.Tensor],
     out.mkdir(parents=True, exist_ok=True)
     spec.save(out / "spec.yaml")
     tensors = OrderedDict((k, v.detach().cpu().clone()) for k, v in weights.items())
-    torch.save({
+    save_atomic({
         "format": 1, "spec": spec.to_dict(), "recipe": Recipe(name="imported").to_dict(),
         "epoch": 0, "history": [], "model": tensors, "weights": tensors, "imported": dict(info),
     }, out / CHECKPOINT)
-    (out / "convert.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_text(out / "convert.json", json.dumps(info, indent=2) + "\n")
     return out / CHECKPOINT
 
 

@@ -8,10 +8,12 @@ from typing import Callable
 
 import torch
 
+from ..atomic import replace_atomically
 from ..builder import Net, build
 from ..spec import ArchSpec
 from . import InteropError
 from .check import TOLERANCE, max_abs_diff, random_input, require_close
+from ..train.checkpoint import save_atomic
 from .checkpoint import read_checkpoint
 from .mapping import map_by_order, torchvision_name_for
 from .sources import Source, batchnorm_of
@@ -82,9 +84,9 @@ def _onnx(model: Net, out: Path, x: torch.Tensor, tolerance: float) -> float:
         raise InteropError("onnxruntime is not installed; pip install 'nas-toolkit[interop]'") from exc
     with warnings.catch_warnings():  # the TorchScript-based exporter needs no onnxscript
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x[:1],), str(out), dynamo=False, input_names=["input"],
-                          output_names=["logits"], opset_version=17,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        replace_atomically(out, lambda f: torch.onnx.export(
+            model, (x[:1],), f, dynamo=False, input_names=["input"], output_names=["logits"],
+            opset_version=17, dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}))
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
 
     def run(batch: torch.Tensor) -> torch.Tensor:  # another batch size than traced: dynamic axis
@@ -99,7 +101,7 @@ def _torchscript(model: Net, out: Path, x: torch.Tensor, tolerance: float) -> fl
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, x[:1])
-        traced.save(str(out))
+        replace_atomically(out, lambda f: torch.jit.save(traced, f))
         loaded = torch.jit.load(str(out), map_location="cpu")
     diff = max_abs_diff(model, loaded, x)
     _refuse(out, diff, "torchscript vs eager", tolerance)
@@ -119,7 +121,7 @@ def _torchvision(model: Net, out: Path, x: torch.Tensor, tolerance: float) -> fl
     hint = (f"torchvision:{name} uses BatchNorm eps {eps:g}, this spec {spec.bn.eps:g}: "
             "fine-tune from a converted run's spec.yaml" if eps != spec.bn.eps else "")
     require_close(diff, f"torchvision:{name} vs ours", tolerance, hint)
-    torch.save(reference.state_dict(), out)  # keeps the module versions torchvision checks
+    save_atomic(reference.state_dict(), out)  # keeps the module versions torchvision checks
     return diff
 
 

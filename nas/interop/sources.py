@@ -1,6 +1,7 @@
 """Foreign model zoos we read weights from: torchvision and timm, built with random weights."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -8,6 +9,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..train.checkpoint import load_failure
 from . import InteropError
 
 # source name -> our preset with the same tensors in the same order
@@ -109,12 +111,14 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of non-checkpoints
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise InteropError(f"no weights file at {path}") from exc
     except Exception as exc:  # unpickling errors come in many kinds
-        raise InteropError(f"cannot read {path} as a PyTorch weights file: "
-                           f"{str(exc).splitlines()[0]}") from exc
+        raise InteropError(f"cannot read {path}: {load_failure(exc)}; give "
+                           "a .pt/.pth file of tensors (a state_dict)") from None
     for key in ("state_dict", "model"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]

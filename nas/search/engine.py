@@ -26,7 +26,7 @@ from ..recipe import resolve_recipe
 from ..study import (ProgressLine, Status, StudyPlan, count_statuses, finished_with,
                      load_for_worker, locked, open_study, run_workers, set_attrs)
 from ..study.rundir import SearchError
-from ..study.storage import DEFAULT_HEARTBEAT
+from ..study.storage import DEFAULT_HEARTBEAT, STUDY_KEY, default_study_name
 from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
 from .objectives import Objective
@@ -90,12 +90,13 @@ class SearchConfig:
 
     @property
     def name(self) -> str:
-        """The study's name in its storage (default: the --out folder name)."""
-        return self.study_name or Path(self.out).resolve().name
+        """The study's name in its storage (default: see `default_study_name`)."""
+        return self.study_name or default_study_name(Path(self.out), self.storage, "search.yaml")
 
     def plan(self) -> StudyPlan:
         """Where the study lives and what is pinned (the shared study core's view)."""
-        return StudyPlan(Path(self.out), self.name, self.storage, self.to_dict(), self.RESUMABLE,
+        settings = {**self.to_dict(), STUDY_KEY: self.name}
+        return StudyPlan(Path(self.out), self.name, self.storage, settings, (*self.RESUMABLE, STUDY_KEY),
                          "search.yaml", "search", self.heartbeat)
 
 
@@ -288,6 +289,10 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
         raise SearchError(f"target {objective.target:,} MACs is below the smallest candidate of space "
                           f"{space.name}: {low:,} MACs ({low / 1e6:.2f} M); raise --target-macs to at "
                           f"least that, or search a smaller space")
+    if objective.target > high:
+        raise SearchError(f"target {objective.target:,} MACs is above the largest candidate of space "
+                          f"{space.name}: {high:,} MACs ({high / 1e6:.2f} M); lower --target-macs to at "
+                          f"most that, or search a larger space")
     study = open_study(config.plan(), objective.directions, log)
     study.set_user_attr("objective", objective.describe())
     study.set_user_attr("num_classes", dataset.num_classes)  # for best.yaml, without reloading data

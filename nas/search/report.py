@@ -9,6 +9,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from ..atomic import save_figure, write_csv, write_text
 from ..study.storage import retried_numbers
 from ..tables import markdown_table
 from .engine import TRAINED, SearchConfig
@@ -129,9 +130,9 @@ def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace)
     out = Path(config.out)
     objective = config.objective_fn()
     df = trials_frame(study)
-    df.to_csv(out / "trials.csv", index=False)
+    write_csv(out / "trials.csv", df)
     front = pareto_front(df)
-    front.to_csv(out / "pareto.csv", index=False)
+    write_csv(out / "pareto.csv", front)
     best = best_row(df, objective)
     summary = {"best": None, "cost": cost_card(df, study)}
     if best is not None:
@@ -142,7 +143,7 @@ def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace)
         summary["best"] = {"trial": int(best["number"]), "arch": best["arch"], "macs": int(best["macs"]),
                            "params": int(best["params"]), "val_acc": float(best["val_acc"]),
                            "reward": float(objective.reward(best["val_acc"], best["macs"]))}
-    (out / "cost.json").write_text(json.dumps(summary["cost"], indent=2))
+    write_text(out / "cost.json", json.dumps(summary["cost"], indent=2))
     _write_summary(out, df, best, objective, summary["cost"], config)
     _plots(out, df, front, best, objective)
     return summary
@@ -164,7 +165,7 @@ def _write_summary(out: Path, df: pd.DataFrame, best, objective: Objective, cost
     text = (f"# Search {config.name}\n\n{objective.describe()}; space `{config.space}`, data "
             f"`{config.dataset}` (validation split), recipe `{config.recipe}`, sampler `{config.sampler}`, "
             f"seed {config.seed}.\n\n{table}\n\n{cost_line(cost)}\n{_fidelity_line(out)}")
-    (out / "summary.md").write_text(text)
+    write_text(out / "summary.md", text)
 
 
 def _fidelity_line(out: Path) -> str:
@@ -202,7 +203,7 @@ def _plots(out: Path, df: pd.DataFrame, front: pd.DataFrame, best, objective: Ob
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=120)
+    save_figure(fig, out / "pareto.png")
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -221,5 +222,5 @@ def _plots(out: Path, df: pd.DataFrame, front: pd.DataFrame, best, objective: Ob
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(out / "history.png", dpi=120)
+    save_figure(fig, out / "history.png")
     plt.close(fig)

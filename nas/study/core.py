@@ -17,8 +17,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..progress import fmt_seconds
-from .rundir import RunLock, StudyError, pin_settings, spawn_workers
-from .storage import (DEFAULT_HEARTBEAT, grace_seconds, is_file_storage, journal_path, make_storage,
+from .rundir import RunLock, StudyError, check_pinned, pin_settings, spawn_workers
+from .storage import (DEFAULT_HEARTBEAT, checked_journal, grace_seconds, is_file_storage, make_storage,
                       recover_stale, requeue_interrupted, running_numbers)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own trial lines say more
@@ -85,8 +85,10 @@ def locked(plan: StudyPlan) -> Iterator[None]:
     """
     with contextlib.ExitStack() as stack:
         if is_file_storage(plan.storage):  # first: a busy journal is refused before --out is made
-            journal = journal_path(plan.storage, plan.out).resolve()
-            stack.enter_context(RunLock(journal.parent, f".{journal.name}.lock"))
+            journal = checked_journal(plan.storage, plan.out).resolve()
+            stack.enter_context(RunLock(journal.parent, f".{journal.name}.lock", busy=(
+                f"journal {journal} is in use by another `nas` run; wait for it to finish, or use "
+                "another journal (--storage PATH) or a PostgreSQL --storage for concurrent runs")))
         stack.enter_context(RunLock(plan.out))
         yield
 
@@ -103,8 +105,11 @@ def open_study(plan: StudyPlan, directions: Sequence[str], log: Callable[[str], 
         directions: Optuna directions, one per objective ("maximize", "minimize").
         log: where the re-queue message goes.
     """
-    pin_settings(plan.out, plan.settings_file, plan.settings, plan.resumable, plan.what)
-    study = optuna.create_study(study_name=plan.name, storage=plan.storage_object(),
+    pinned = (plan.out, plan.settings_file, plan.settings, plan.resumable, plan.what)
+    check_pinned(*pinned)
+    storage = plan.storage_object()  # before the pin: a storage that cannot open pins nothing
+    pin_settings(*pinned)
+    study = optuna.create_study(study_name=plan.name, storage=storage,
                                 load_if_exists=True, directions=list(directions))
     _check_study_settings(study, plan)
     if is_file_storage(plan.storage):

@@ -10,9 +10,10 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from .rundir import StudyError
+from .rundir import StudyError, read_pinned
 
 DEFAULT_JOURNAL = "study.journal"
+STUDY_KEY = "study"  # the study's name, recorded in the pinned settings beside them
 DEFAULT_HEARTBEAT = 30  # seconds between an RDB worker's heartbeats
 GRACE_HEARTBEATS = 4    # a running trial silent for this many heartbeats is from a dead worker
 CARRIED_ATTRS = ("baseline", "grid_point")  # what a re-queued trial keeps of the interrupted one
@@ -26,6 +27,28 @@ def is_file_storage(url: Optional[str]) -> bool:
 def journal_path(url: Optional[str], out: Path) -> Path:
     """The journal file of a file storage: OUT/study.journal by default, else the path given."""
     return out / DEFAULT_JOURNAL if url is None else Path(url.removeprefix("journal:"))
+
+
+def checked_journal(url: Optional[str], out: Path) -> Path:
+    """The journal path; the default one (OUT/study.journal) may not be a link planted in --out,
+    which would make Optuna append to a file elsewhere."""
+    path = journal_path(url, out)
+    if url is None and path.is_symlink():
+        raise StudyError(f"{path} is a symbolic link; remove it, or name the journal you mean "
+                         "with --storage")
+    return path
+
+
+def default_study_name(out: Path, storage: Optional[str], settings_file: str, suffix: str = "") -> str:
+    """A study's name when no --study-name is given: the name recorded in the run folder's
+    pinned settings when it has one; for a folder pinned before names were recorded, its last
+    name (as it was then); for a new folder, the last name when the journal is its own
+    (OUT/study.journal), else the whole resolved path, so `runs/p1/s` and `runs/p3/s` sharing
+    one journal or server never share a study."""
+    saved = out / settings_file
+    if saved.is_file():
+        return read_pinned(saved).get(STUDY_KEY) or out.resolve().name + suffix
+    return (out.resolve().name if storage is None else str(out.resolve())) + suffix
 
 
 def grace_seconds(heartbeat: int) -> int:
@@ -46,7 +69,7 @@ def make_storage(url: Optional[str], out: Path, heartbeat: int = DEFAULT_HEARTBE
             worker's trial is re-run while the others go on.
     """
     if is_file_storage(url):
-        path = journal_path(url, out)
+        path = checked_journal(url, out)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     try:

@@ -6,14 +6,16 @@ A checkpoint holds only tensors and plain data, so it is always read with
 from __future__ import annotations
 
 import csv
-import os
+import io
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 
+from ..atomic import replace_atomically, write_text
 from ..errors import NasError
 from ..recipe import Recipe
 from ..spec import ArchSpec, SpecError
@@ -58,34 +60,14 @@ def checkpoint_fingerprint(state: dict) -> dict:
     return state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}
 
 
-def _replace_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write `path` through a temporary file, so a crash or a reader never sees half of it.
-
-    A failed write (full or read-only disk) raises the OSError naming `path` (torch wraps it
-    in a RuntimeError about stream positions; a failed flush names no file); the earlier
-    file is left as it was.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            write(f)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        cause = exc.__context__ if isinstance(exc, RuntimeError) else exc
-        if isinstance(cause, OSError):
-            raise OSError(cause.errno, cause.strerror, str(path)) from None
-        raise
-    os.replace(tmp, path)
-
-
 def write_atomic(path: Path, text: str) -> None:
     """A text file written atomically (result.json)."""
-    _replace_atomically(path, lambda f: f.write(text.encode()))
+    write_text(path, text)
 
 
 def save_atomic(obj: Any, path: Path) -> None:
     """torch.save written atomically (checkpoint.pt)."""
-    _replace_atomically(path, lambda f: torch.save(obj, f))
+    replace_atomically(path, lambda f: torch.save(obj, f))
 
 
 def occupied(out: Path) -> TrainError:
@@ -98,10 +80,11 @@ def write_metrics(out_dir: Path, history: list[dict]) -> None:
     """metrics.csv: one row per epoch."""
     if not history:
         return
-    with (out_dir / "metrics.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(out_dir / "metrics.csv", text.getvalue())
 
 
 def load_tensors(path: Path, expected: str = f"a {CHECKPOINT} written by `nas train`",
@@ -110,11 +93,27 @@ def load_tensors(path: Path, expected: str = f"a {CHECKPOINT} written by `nas tr
     corrupt or crafted file is one line naming it and what was `expected` instead. `mmap`
     maps the tensors instead of reading them (for a look at the plain data only)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of non-checkpoints
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
             ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainError(f"{path} is not a readable checkpoint ({first[:160]}); give {expected}") from None
+        raise TrainError(f"{path} is not a readable checkpoint ({load_failure(exc)}); give {expected}") from None
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why torch.load(weights_only=True) refused a file, in a few words; never torch's advice to
+    retry with weights_only=False, which would run the code a crafted file holds."""
+    text = str(exc).strip()
+    if "weights_only" in text or "Weights only" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines() if \
+            "WeightsUnpickler error:" in text else []
+        return ("it holds objects other than tensors and plain data, or is no weights file"
+                + (f": {detail[0][:100]}" if detail else ""))
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, (KeyError, pickle.UnpicklingError)) or len(first) < 8:
+        return f"not a PyTorch weights file ({type(exc).__name__}{': ' + first[:60] if first else ''})"
+    return first[:160]
 
 
 def read_checkpoint(path: Path, mmap: bool = False) -> dict:
@@ -173,5 +172,5 @@ def prepare_out_dir(out: Optional[Path], spec: ArchSpec, recipe: Recipe, resume:
         raise TrainError(f"nothing to resume: {ckpt} does not exist")
     out.mkdir(parents=True, exist_ok=True)
     spec.save(out / "spec.yaml")
-    (out / "recipe.yaml").write_text(recipe.to_yaml())
+    write_text(out / "recipe.yaml", recipe.to_yaml())
     return None
