@@ -51,3 +51,33 @@ def cmd_bench_build(args: argparse.Namespace) -> int:
           + (f"; ground-truth seed sd {noise:.2f} pts" if noise is not None else ""))
     print(f"outputs: {args.out}/bench.csv, bench.md, bench.png")
     return 0
+
+
+def add_bench_fidelity_args(p: argparse.ArgumentParser) -> None:
+    """`nas fidelity --bench DIR --evaluators LIST`: rank agreement of evaluators with a benchmark."""
+    p.add_argument("--bench", metavar="DIR",
+                   help="instead of a search: score the candidates of this `nas bench build` folder with "
+                        "--evaluators and compare with its ground truth (--seeds: evaluator seeds)")
+    p.add_argument("--evaluators", default=",".join(DEFAULT_EVALUATORS),
+                   help="comma-separated evaluators for --bench, e.g. synflow,zico,train:proxy "
+                        f"(default {','.join(DEFAULT_EVALUATORS)})")
+
+
+DEFAULT_EVALUATORS = ("synflow", "naswot", "grad_norm", "snip", "zico", "params", "macs")
+
+
+def cmd_fidelity_bench(args: argparse.Namespace) -> int:
+    """`nas fidelity --bench DIR`: score the benchmark's candidates and write fidelity.*."""
+    from pathlib import Path
+
+    from ..evaluators import parse_evaluators
+    from ..evaluators.fidelity import run_bench_fidelity
+
+    evaluators = parse_evaluators(args.evaluators, args.device)  # refused before anything is scored
+    out = Path(args.out) if args.out else Path(args.bench) / "fidelity"
+    result = run_bench_fidelity(Path(args.bench), evaluators, args.seeds, out)
+    best = result.table.sort_values("tau", ascending=False).iloc[0]
+    print(f"best rank agreement: {best['evaluator']} Kendall tau {best['tau']:.2f} over {int(best['n'])} "
+          f"candidates at {best['seconds_per_candidate']:.3g} s a candidate")
+    print(f"outputs: {out}/fidelity.md, fidelity.csv, fidelity.png, scores.csv")
+    return 0
