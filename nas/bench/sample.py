@@ -45,13 +45,14 @@ class BenchCandidate:
     seeds: int = 1
 
 
-class _RandomChoices:
+class RandomChoices:
     """An optuna-free Suggester: each categorical choice drawn uniformly by one RNG."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
 
     def suggest_categorical(self, _name: str, choices: Sequence[Any]) -> Any:
+        """One of `choices`, uniformly."""
         return self.rng.choice(list(choices))
 
 
@@ -73,7 +74,7 @@ def sample_strata(space: SearchSpace, num_classes: int, count: int, edges: np.nd
                   exclude: set[str]) -> list[list[ArchSpec]]:
     """Distinct random networks of the space, sorted into the bands of `edges`; drawing stops
     once every band holds its share of `count` or after DRAWS_PER_CANDIDATE draws a candidate."""
-    rng = _RandomChoices(random.Random(seed))
+    rng = RandomChoices(random.Random(seed))
     bands: list[list[ArchSpec]] = [[] for _ in range(len(edges) - 1)]
     share = math.ceil(count / len(bands))
     seen = set(exclude)
