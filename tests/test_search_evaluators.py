@@ -59,3 +59,15 @@ def test_unknown_prefilter_is_one_line_and_creates_nothing(tmp_path, capsys):
     assert err.count("\n") == 1 and "synflow" in err and not out.exists()
     assert main(BASE + ["--trials", "3", "--prefilter-trials", "9", "--out", str(out)]) == 2
     assert "--prefilter" in capsys.readouterr().err and not out.exists()
+
+
+def test_pipeline_passes_the_evaluator_and_prefilter_to_its_search(tmp_path):
+    from nas.cli import build_parser
+    from nas.commands.options import config_from
+    from scaling.pipeline import Pipeline, PipelineConfig
+
+    args = build_parser().parse_args(["pipeline", "--space", "tiny", "--dataset", "digits", "--target-macs", "2M",
+                                      "--prefilter", "synflow", "--prefilter-trials", "40", "--evaluator",
+                                      "train:smoke", "--out", str(tmp_path / "p")])
+    search = Pipeline(config_from(PipelineConfig, args, phis=(1.0,)))._search_config()
+    assert (search.prefilter, search.prefilter_trials, search.evaluator) == ("synflow", 40, "train:smoke")
