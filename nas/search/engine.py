@@ -311,11 +311,13 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     study.set_user_attr("objective", objective.describe())
     study.set_user_attr("num_classes", dataset.num_classes)  # for best.yaml, without reloading data
     if not study.trials:
+        # scored before anything is queued: a run killed while scoring starts it over when resumed
+        scored = prefilter(space, dataset, resolve_evaluator(config.prefilter, config.device),
+                           config.prefilter_trials or 10 * config.trials, objective, config.seed,
+                           log) if config.prefilter else []
         for name, params in space.baseline_params():
             study.enqueue_trial(params, user_attrs={"baseline": name})
         if config.prefilter:
-            scored = prefilter(space, dataset, resolve_evaluator(config.prefilter, config.device),
-                               config.prefilter_trials or 10 * config.trials, objective, config.seed, log)
             enqueue_best(study, scored, config.trials - len(space.baselines), config.prefilter)
         log(f"search {config.name}: space {space.name} ({space.size():.3g} candidates, "
             f"{low / 1e6:.2f}-{high / 1e6:.1f} M MACs), {objective.describe()}; "
