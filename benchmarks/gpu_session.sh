@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Every GPU measurement the issues ask for, as one script for one device call.
 #
-#   bash benchmarks/gpu_session.sh setup bench proxy full search grid scaled evidence workers
+#   bash benchmarks/gpu_session.sh setup bench proxy full search grid scaled evidence workers space-bench
 #
 # evidence: the CPU evidence command (benchmarks/evidence_cpu.sh) unchanged, at 32 px in the
 # `cifar` space; workers: search throughput with 1 vs 4 worker processes on the one GPU
-# (trained candidates per hour). DRY_RUN=1 prints every command instead of running it
+# (trained candidates per hour); space-bench: the ground-truth benchmark of the `cifar` space at
+# 32 px (`nas bench build`, >= 100 candidates, resumable across sessions) and the zero-cost
+# evaluators' fidelity against whatever part of it is built (`nas fidelity --bench`). DRY_RUN=1 prints every command instead of running it
 # (tests/test_gpu_script.py parses them with the real `nas` parser).
 #
 # Each phase runs under its own timeout and writes as it goes, so a phase that
@@ -28,12 +30,15 @@ PROXY=${PROXY:-proxy}; FULL=${FULL:-full}; FAST=${FAST:-proxy-fast}
 TRIALS=${TRIALS:-50}; SEARCH_S=${SEARCH_S:-240}; GRID_CLOSEST=${GRID_CLOSEST:-4}; GRID_S=${GRID_S:-60}
 PHIS=${PHIS:-1,2,3}; SCALED_S=${SCALED_S:-240}; FULL_S=${FULL_S:-300}; PROXY_S=${PROXY_S:-120}
 WORKERS_S=${WORKERS_S:-90}
+SPACEBENCH_S=${SPACEBENCH_S:-420}; SPACEBENCH_N=${SPACEBENCH_N:-100}; SPACEBENCH_RECIPE=${SPACEBENCH_RECIPE:-proxy}
+SPACEBENCH_MACS=${SPACEBENCH_MACS:-20M,200M}; SPACEBENCH_EVALUATORS=${SPACEBENCH_EVALUATORS:-synflow,naswot,grad_norm,snip,zico,params,macs}
 BASE=efficientnet-b0-cifar; SPACE=cifar; TARGET=116167168; EXTRA=""
 if [ "${QUICK:-0}" = 1 ]; then  # a small net and space: B0-CIFAR takes minutes per epoch on 2 cores
   EXTRA="--val-fraction 0.004"; SPACE=tiny; TARGET=2M; BASE=/tmp/quick-spec.yaml
   printf 'name: quick\nresolution: 32\nnum_classes: 10\nstem: {channels: 16, stride: 1}\nstages: [mbconv_r1_k3_s2_e3_c16_se0.25, mbconv_r1_k3_s2_e3_c24_se0.25, mbconv_r1_k3_s1_e3_c24, mbconv_r1_k3_s2_e3_c32, mbconv_r1_k3_s1_e3_c32, mbconv_r1_k3_s2_e3_c40, mbconv_r1_k3_s1_e3_c40]\nhead: {channels: 64}\n' > $BASE
   printf 'name: quick\nepochs: 1\nbatch_size: 32\nlr: 0.05\nbn_momentum: 0.1\ntrain_fraction: 0.01\n' > /tmp/quick.yaml
   PROXY=/tmp/quick.yaml; FULL=/tmp/quick.yaml; FAST=/tmp/quick.yaml; TRIALS=3; GRID_CLOSEST=2; PHIS=1
+  SPACEBENCH_N=4; SPACEBENCH_RECIPE=/tmp/quick.yaml; SPACEBENCH_MACS=0.3M,3M
 fi
 
 phase() {  # phase NAME SECONDS COMMAND...
@@ -99,6 +104,12 @@ for w in (1, 4):
     n = int(df['status'].isin(['trained', 'pruned']).sum())
     print('workers %d: %d candidates trained in ${WORKERS_S}s = %.0f per hour' % (w, n, n * 3600 / $WORKERS_S))
 " ;;
+    space-bench)  # ground truth of the space at 32 px; the bench resumes where an earlier session stopped
+      phase space-bench $((SPACEBENCH_S + 90)) $NAS bench build --space $SPACE --dataset cifar10 --data-dir "$DATA" \
+        --recipe "$SPACEBENCH_RECIPE" --candidates "$SPACEBENCH_N" --seeds 2 --seed-candidates 20 \
+        --macs-range "$SPACEBENCH_MACS" --timeout "$SPACEBENCH_S" $EXTRA --out "$RUNS/bench-cifar32"
+      phase space-bench-fidelity 300 $NAS fidelity --bench "$RUNS/bench-cifar32" \
+        --evaluators "$SPACEBENCH_EVALUATORS" --out "$RUNS/bench-cifar32/fidelity" ;;
     *) echo "unknown phase $p" ;;
   esac
 done

@@ -81,6 +81,9 @@ class PipelineConfig:
     data_dir: Optional[str] = None
     workers: int = 1
     download: bool = False
+    evaluator: Optional[str] = None         # the search's --evaluator (None: train with --recipe)
+    prefilter: Optional[str] = None         # the search's two-stage --prefilter
+    prefilter_trials: Optional[int] = None
 
     RESUMABLE = ("device", "data_dir", "workers", "download", "timeout", "heartbeat")
 
@@ -179,7 +182,8 @@ class Pipeline:
                             storage=c.storage, study_name=c.study_name("search"), device=c.device,
                             data_dir=c.data_dir, workers=c.workers, download=c.download,
                             data_resolution=c.data_resolution, val_fraction=c.val_fraction,
-                            timeout=c.timeout, heartbeat=c.heartbeat)
+                            timeout=c.timeout, heartbeat=c.heartbeat, evaluator=c.evaluator,
+                            prefilter=c.prefilter, prefilter_trials=c.prefilter_trials)
 
     def _grid_config(self) -> GridConfig:
         c = self.config

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import NasError
+from .bench import add_bench_fidelity_args, cmd_fidelity_bench
 from .common import run_folder
 from .options import POSITIVE_INT, NON_NEGATIVE_INT, add
 
@@ -12,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `fidelity` sub-command."""
     p = sub.add_parser("fidelity", help="retrain top-K and K random candidates of a search with a longer "
                                         "recipe; Kendall tau / Spearman rho with bootstrap intervals")
-    p.add_argument("search_dir", metavar="SEARCH_DIR", help="the --out folder of a finished `nas search`")
+    p.add_argument("search_dir", metavar="SEARCH_DIR", nargs="?",
+                   help="the --out folder of a finished `nas search` (or give --bench)")
     p.add_argument("--top", type=POSITIVE_INT, default=5, help="best candidates by proxy accuracy (default 5)")
     p.add_argument("--random", type=NON_NEGATIVE_INT, default=5,
                    help="random other trained candidates (default 5)")
@@ -20,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seeds of the proxy retrained on its best candidate, for its seed noise (default 3)")
     add(p, "recipe", "seeds", "device", "force", recipe="full")
     p.add_argument("--out", help="where the runs and fidelity.* go (default SEARCH_DIR/fidelity)")
+    add_bench_fidelity_args(p)
     p.set_defaults(func=cmd_fidelity)
 
 
@@ -29,6 +33,10 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
                             run_fidelity)
     from ..train import Runtime
 
+    if args.bench:
+        return cmd_fidelity_bench(args)
+    if not args.search_dir:
+        raise NasError("give the --out folder of a finished `nas search`, or --bench DIR of a benchmark")
     plan = FidelityPlan(top=args.top, random=args.random, recipe=args.recipe, seeds=tuple(args.seeds),
                         noise_seeds=args.noise_seeds)
     inputs = fidelity_inputs(Path(args.search_dir), plan)

@@ -166,6 +166,14 @@ OPTIONS: dict[str, Opt] = {
     "w": _opt("--w", type=NUMBER, default=-0.07, help="reward exponent w (default -0.07)"),
     "w_above": _opt("--w-above", type=NUMBER, help="exponent above T for an asymmetric reward (default: --w)"),
     "trials": _opt("--trials", type=POSITIVE_INT, default=20, help="candidates to train (default 20)"),
+    "evaluator": _opt("--evaluator", help="judge candidates with this evaluator instead of training with "
+                                          "--recipe (train:RECIPE, sotl:RECIPE, synflow, naswot, grad_norm, "
+                                          "snip, zico, params, macs; `nas fidelity --bench` says which to "
+                                          "trust); its score takes the place of validation accuracy"),
+    "prefilter": _opt("--prefilter", help="two-stage search: score --prefilter-trials random candidates with "
+                                          "this cheap evaluator (e.g. synflow), then train only the best --trials"),
+    "prefilter_trials": _opt("--prefilter-trials", type=POSITIVE_INT,
+                             help="candidates the --prefilter evaluator scores (default 10 x --trials)"),
     "sampler": _opt("--sampler", choices=("tpe", "nsga2", "random"), default="tpe",
                     help="Optuna sampler (default tpe)"),
     "pruner": _opt("--pruner", choices=("median", "halving", "none"), default="median",

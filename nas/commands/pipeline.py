@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="search -> grid -> emission -> training -> report, resumable")
     add(p, "space", "dataset", "data_dir", "download", "target_macs", "trials", "objective", "sampler",
         "seed", "recipe", "resolution_multiple", "workers", "device", "out")
+    add(p, "evaluator", "prefilter", "prefilter_trials")
     add(p, "phi", phi="1,2,3")
     p.add_argument("--grid-step", type=POSITIVE, default=0.05,
                    help="grid step of alpha, beta, gamma (default 0.05)")

@@ -20,6 +20,7 @@ from ..builder import build
 from ..counting import analytic_count
 from ..data import load_dataset
 from ..data.fit import check_data_resolution, native_resolution_note
+from ..evaluators import resolve_evaluator
 from ..latency import measure_latency_ms
 from ..preflight import check_memory_of
 from ..recipe import resolve_recipe
@@ -30,6 +31,7 @@ from ..study.storage import DEFAULT_HEARTBEAT, STUDY_KEY, default_study_name
 from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
 from .objectives import Objective
+from .prefilter import enqueue_best, prefilter
 from .space import SearchSpace, load_space
 
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -68,6 +70,9 @@ class SearchConfig:
     timeout: Optional[float] = None  # seconds after which no new trial starts
     download: bool = False
     heartbeat: int = DEFAULT_HEARTBEAT  # RDB storages: seconds between a worker's heartbeats
+    evaluator: Optional[str] = None        # judge candidates with it instead of training (nas.evaluators)
+    prefilter: Optional[str] = None        # two-stage: score prefilter_trials candidates, train the best
+    prefilter_trials: Optional[int] = None
 
     # settings that may change between runs of the same search (the rest may not)
     RESUMABLE = ("trials", "workers", "device", "data_dir", "timeout", "download", "heartbeat")
@@ -79,6 +84,8 @@ class SearchConfig:
             raise SearchError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
         if self.trials < 1 or self.workers < 1:
             raise SearchError("--trials and --workers must be at least 1")
+        if self.prefilter_trials is not None and (not self.prefilter or self.prefilter_trials < self.trials):
+            raise SearchError("--prefilter-trials needs --prefilter NAME and must be at least --trials")
 
     def objective_fn(self) -> Objective:
         """The Objective (reward, hard or pareto) these settings describe."""
@@ -152,6 +159,7 @@ class TrialRunner:
         self.runtime = Runtime(device=str(self.device), quiet=True)
         prefix = f"[w{worker}] " if config.workers > 1 else ""
         self.progress = ProgressLine(config.trials, log, prefix=f"{prefix}trial ")
+        self.evaluator = resolve_evaluator(config.evaluator, str(self.device)) if config.evaluator else None
 
     def __call__(self, trial: optuna.Trial) -> Any:
         start = time.perf_counter()
@@ -171,7 +179,18 @@ class TrialRunner:
                                  (Status.TRAINED.value, Status.DIVERGED.value))
         if previous is not None:
             return self._reuse(trial, previous, count.macs, start)
+        if self.evaluator is not None:
+            return self._score(trial, spec, count.macs, start)
         return self._train(trial, spec, count.macs, start)
+
+    def _score(self, trial: optuna.Trial, spec, macs: int, start: float) -> Any:
+        """--evaluator: its score takes the place of the proxy's validation accuracy."""
+        score = self.evaluator.score(spec, self.dataset, "val", self.config.seed)
+        reward = self.objective.reward(score.value, macs)
+        set_attrs(trial, evaluator=self.evaluator.name, evaluator_seconds=score.seconds)
+        self._finish(trial, Status.TRAINED, score.value, reward, int(score.details.get("epochs", 0)), start)
+        self._say(trial, Status.TRAINED.value, macs, score.value, reward, start)
+        return self._value(score.value if self.objective.mode == "pareto" else reward, macs)
 
     def _reuse(self, trial: optuna.Trial, previous: optuna.trial.FrozenTrial, macs: int,
                start: float) -> Any:
@@ -297,8 +316,14 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     study.set_user_attr("objective", objective.describe())
     study.set_user_attr("num_classes", dataset.num_classes)  # for best.yaml, without reloading data
     if not study.trials:
+        # scored before anything is queued: a run killed while scoring starts it over when resumed
+        scored = prefilter(space, dataset, resolve_evaluator(config.prefilter, config.device),
+                           config.prefilter_trials or 10 * config.trials, objective, config.seed,
+                           log) if config.prefilter else []
         for name, params in space.baseline_params():
             study.enqueue_trial(params, user_attrs={"baseline": name})
+        if config.prefilter:
+            enqueue_best(study, scored, config.trials - len(space.baselines), config.prefilter)
         log(f"search {config.name}: space {space.name} ({space.size():.3g} candidates, "
             f"{low / 1e6:.2f}-{high / 1e6:.1f} M MACs), {objective.describe()}; "
             f"{len(space.baselines)} baseline(s) queued first")
@@ -314,6 +339,9 @@ def check_search(config: SearchConfig, space: SearchSpace) -> None:
     of the device at the recipe's batch. Sampled candidates may be larger; one that runs out of
     GPU memory fails as a trial and the search goes on."""
     check_data_resolution(config.data_resolution, space.base.resolution, f"space {space.name}")
+    for name in (config.evaluator, config.prefilter):
+        if name:
+            resolve_evaluator(name)  # an unknown name is refused before the lock
     baselines = [space.to_spec(params, name=name) for name, params in space.baseline_params()]
     check_memory_of(baselines, resolve_recipe(config.recipe).batch_size, config.device)
 

@@ -107,6 +107,7 @@ def cost_card(df: pd.DataFrame, study: optuna.Study) -> dict:
         "interrupted": len(interrupted),
         "training_images_seen": images,
         "training_macs": compute,
+        "prefilter": study.user_attrs.get("prefilter"),
     }
 
 
@@ -117,7 +118,13 @@ def cost_line(cost: dict) -> str:
             f"{cost['rejected']} rejected, {cost['duplicates']} duplicates, {cost['failed']} failed"
             f"{_interrupted(cost)}), "
             f"{cost['training_images_seen']:,} training images, "
-            f"{cost['training_macs'] / 1e12:.3g} T training MACs")
+            f"{cost['training_macs'] / 1e12:.3g} T training MACs{_prefilter(cost)}")
+
+
+def _prefilter(cost: dict) -> str:
+    p = cost.get("prefilter")
+    return (f"; before it, prefilter {p['evaluator']} scored {p['scored']} candidates in "
+            f"{p['seconds']:.1f} s and queued the best {p['queued']}") if p else ""
 
 
 def _interrupted(cost: dict) -> str:

@@ -1,0 +1,1 @@
+"""Ground-truth benchmarks of a search space (`nas bench build`) and their outputs."""

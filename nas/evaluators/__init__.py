@@ -1,0 +1,7 @@
+"""Evaluators: ways to judge a candidate (training, a training-loss sum, zero-cost proxies,
+counts), all behind one interface and one registry of names."""
+from .base import (EvalScore, Evaluator, EvaluatorError, evaluator_names, parse_evaluators,
+                   register_evaluator, resolve_evaluator)
+
+__all__ = ["EvalScore", "Evaluator", "EvaluatorError", "evaluator_names", "parse_evaluators",
+           "register_evaluator", "resolve_evaluator"]

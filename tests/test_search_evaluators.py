@@ -1,0 +1,73 @@
+"""`nas search --evaluator NAME` and the two-stage `--prefilter NAME --prefilter-trials M`."""
+import json
+
+import optuna
+import pandas as pd
+import pytest
+
+from nas.cli import main
+from nas.counting import analytic_count
+from nas.recipe import resolve_recipe
+from nas.search.space import load_space
+
+BASE = ["search", "--space", "tiny", "--dataset", "digits", "--target-macs", "2M", "--pruner", "none",
+        "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    path = tmp_path_factory.mktemp("recipe") / "quick.yaml"
+    path.write_text(resolve_recipe("smoke").replace(name="quick", epochs=1, train_fraction=0.25, precise_bn=0).to_yaml())
+    return ["--recipe", str(path)]
+
+
+def _study(out):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    return optuna.load_study(study_name=out.name, storage=storage)
+
+
+def test_two_stage_search_trains_exactly_trials_candidates_the_best_scored_first(tmp_path, quick):
+    out = tmp_path / "two-stage"
+    assert main(BASE + quick + ["--trials", "3", "--prefilter", "params", "--prefilter-trials", "6", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "trials.csv")
+    assert (df["status"] == "trained").sum() == 3 and len(df) == 3  # 2 baselines + the best prefiltered
+    study = _study(out)
+    picked = [t for t in study.trials if "prefilter_score" in t.user_attrs]
+    assert len(picked) == 1 and picked[0].user_attrs["prefilter_rank"] == 1
+    space = load_space("tiny")
+    params = analytic_count(space.to_spec(picked[0].params, num_classes=10)).params
+    assert picked[0].user_attrs["prefilter_score"] == params  # scored by its parameter count
+    cost = json.loads((out / "cost.json").read_text())
+    assert cost["prefilter"]["evaluator"] == "params" and cost["prefilter"]["scored"] == 6
+    assert main(BASE + quick + ["--trials", "3", "--prefilter", "params", "--prefilter-trials", "6", "--out", str(out)]) == 0
+    assert len(_study(out).trials) == 3  # resumed: nothing scored or trained again
+
+
+def test_search_with_an_evaluator_trains_nothing(tmp_path):
+    out = tmp_path / "zero-cost"
+    assert main(BASE + ["--trials", "4", "--evaluator", "macs", "--objective", "pareto", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "trials.csv")
+    trained = df[df["status"] == "trained"]
+    assert len(trained) == 4 and (trained["val_acc"] == trained["macs"]).all()
+    assert json.loads((out / "cost.json").read_text())["training_images_seen"] == 0
+
+
+def test_unknown_prefilter_is_one_line_and_creates_nothing(tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert main(BASE + ["--trials", "3", "--prefilter", "synflo", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "synflow" in err and not out.exists()
+    assert main(BASE + ["--trials", "3", "--prefilter-trials", "9", "--out", str(out)]) == 2
+    assert "--prefilter" in capsys.readouterr().err and not out.exists()
+
+
+def test_pipeline_passes_the_evaluator_and_prefilter_to_its_search(tmp_path):
+    from nas.cli import build_parser
+    from nas.commands.options import config_from
+    from scaling.pipeline import Pipeline, PipelineConfig
+
+    args = build_parser().parse_args(["pipeline", "--space", "tiny", "--dataset", "digits", "--target-macs", "2M",
+                                      "--prefilter", "synflow", "--prefilter-trials", "40", "--evaluator",
+                                      "train:smoke", "--out", str(tmp_path / "p")])
+    search = Pipeline(config_from(PipelineConfig, args, phis=(1.0,)))._search_config()
+    assert (search.prefilter, search.prefilter_trials, search.evaluator) == ("synflow", 40, "train:smoke")
