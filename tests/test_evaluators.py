@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nas.builder import build
-from nas.counting import analytic_count, count_params
+from nas.counting import analytic_count
+from nas.model_counting import count_params
 from nas.data import Split, load_dataset
 from nas.evaluators import EvaluatorError, evaluator_names, resolve_evaluator
 from nas.evaluators import training, zero_cost
