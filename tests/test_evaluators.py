@@ -34,8 +34,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def recipe_file(tmp_path_factory):
-    recipe = resolve_recipe("smoke").replace(name="tiny-test", epochs=2, batch_size=64, train_fraction=0.2,
-                                            precise_bn=0)
+    recipe = resolve_recipe("smoke").replace(name="tiny-test", epochs=2, batch_size=64, train_fraction=0.2)
     path = tmp_path_factory.mktemp("recipe") / "tiny-test.yaml"
     path.write_text(recipe.to_yaml())
     return path
