@@ -9,7 +9,9 @@
 # Steps: (1) `nas bench build`: 44 sampled networks over 4 log-MACs strata of 0.4-3 M MACs plus
 # the space's 4 references, recipe cifar16-bench (8 epochs, all 45k training images), 2 seeds
 # for 12 of them spread over MACs (60 runs); resumable after a kill. (2) `nas fidelity --bench`
-# over every evaluator, the search proxy's train/sotl included. (3) the recipe's gap to a 2x
+# over every evaluator, the search proxy's train/sotl included (they share one
+# cifar16-evidence-proxy run a candidate: ~1-2.5 h on 2 loaded cores; the zero-cost ones take
+# seconds; scores.csv keeps every score, so a re-run goes on where a killed one stopped). (3) the recipe's gap to a 2x
 # longer run (16 epochs) on 2 benchmark candidates (a quarter and three quarters up the MACs
 # order): compare their val accuracy with bench.csv and write it into cifar16-bench.yaml.
 # (4) run.txt: command, machine, date, wall time. Every setting is an environment variable.

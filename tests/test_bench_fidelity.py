@@ -58,10 +58,14 @@ def test_truth_ranks_at_tau_one_and_its_reverse_at_minus_one(bench, capsys):
     assert table.loc["truth", "top10_overlap"] == 1 and table.loc["reverse", "top10_overlap"] == 0
     assert table.loc["truth", "p_perm"] < 0.01 < 0.99 < table.loc["reverse", "p_perm"]
     assert len(table) == 3 and table.index[-1] == "ensemble(truth+reverse)"
+    assert np.isnan(table.iloc[-1]["tau"]) and table.iloc[-1]["p_perm"] == 1  # their mean rank is constant
     assert {"tau_band0", "tau_band1", "tau_band2"} <= set(table.columns)  # 14 candidates: 3 bands
     assert table.loc["truth", "n"] == 14 and table.loc["truth", "tau_low"] == pytest.approx(1)
     assert (out / "fidelity.png").is_file() and "| truth | 1.00 |" in (out / "fidelity.md").read_text()
     assert len(pd.read_csv(out / "scores.csv")) == 2 * 14
+    TRUTH.clear()  # a re-run reads the saved scores: scoring again would fail
+    assert main(["fidelity", "--bench", str(bench), "--evaluators", "reverse", "--out", str(out)]) == 0
+    assert pd.read_csv(out / "fidelity.csv")["tau"].tolist() == pytest.approx([-1])
 
 
 def test_unknown_evaluator_is_one_line_and_nothing_is_written(bench, capsys):

@@ -48,3 +48,17 @@ def test_gpu_session_dry_run_commands_parse():
     argv = shlex.split(evidence.stdout.split(" -m nas ", 1)[1])
     args = parser.parse_args(argv)
     assert args.space == "cifar" and args.data_resolution == 32 and args.seeds == (0, 1, 2)
+
+
+def test_bench_cifar16_dry_run_commands_parse():
+    proc = subprocess.run(["bash", "benchmarks/bench_cifar16.sh"], cwd=ROOT, env={**os.environ, "DRY_RUN": "1"},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split(": ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("DRY ")]
+    assert len(lines) == 3
+    parser = build_parser()
+    for line in lines:
+        args = parser.parse_args(shlex.split(line.split(" -m nas ", 1)[1]))
+        if args.command == "bench":
+            assert args.candidates + 4 >= 48 and args.seeds >= 2 and args.seed_candidates >= 12
+            assert args.recipe == "cifar16-bench"

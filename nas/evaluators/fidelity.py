@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.stats as sps
 
 from ..search.space import load_space
-from ..stats import rank_agreement
+from ..stats import RankAgreement, rank_agreement
 from ..study import ProgressLine
 from ..tables import markdown_table
 from ..train.checkpoint import write_atomic
@@ -90,13 +90,17 @@ def within_band_tau(x: np.ndarray, y: np.ndarray, band: np.ndarray) -> tuple[lis
 
 def agreement_row(name: str, values: Sequence[float], truth: np.ndarray, band: np.ndarray,
                   seconds: float) -> dict:
-    """Every agreement statistic of one evaluator's scores with the ground truth."""
+    """Every agreement statistic of one evaluator's scores with the ground truth (NaN, p = 1
+    for an evaluator that scores every candidate alike: it ranks nothing)."""
     x = rankable(values)
-    ra = rank_agreement(x, truth, draws=DRAWS)
+    if np.ptp(x) == 0:
+        ra = RankAgreement(*[math.nan] * 6, len(x), 0)
+    else:
+        ra = rank_agreement(x, truth, draws=DRAWS)
     per_band, pooled = within_band_tau(x, truth, band)
     return {"evaluator": name, "tau": ra.tau, "tau_low": ra.tau_low, "tau_high": ra.tau_high,
             "rho": ra.rho, "rho_low": ra.rho_low, "rho_high": ra.rho_high,
-            "p_perm": permutation_p(x, truth), "top10_overlap": top_overlap(x, truth),
+            "p_perm": permutation_p(x, truth) if ra.draws_used else 1.0, "top10_overlap": top_overlap(x, truth),
             "seconds_per_candidate": seconds, "tau_within_macs": pooled,
             **{f"tau_band{b['band']}": b["tau"] for b in per_band}, "n": ra.n}
 
@@ -117,18 +121,22 @@ class BenchFidelity:
 
 
 def score_all(cands: pd.DataFrame, dataset, evaluators: Sequence[Evaluator], seeds: Sequence[int],
-              log: Callable[[str], None]) -> pd.DataFrame:
-    """One row per (candidate, evaluator, seed): value and seconds."""
-    progress = ProgressLine(len(cands) * len(evaluators) * len(seeds), log, prefix="score ")
-    rows = []
-    for ev in evaluators:
-        for _, c in cands.iterrows():
-            for seed in seeds:
-                s = ev.score(c["arch_spec"], dataset, "val", seed)
-                rows.append({"candidate": c["candidate"], "evaluator": ev.name, "seed": seed,
-                             "value": s.value, "seconds": s.seconds})
-                progress.say(len(rows), f"{ev.name:<12s} {c['candidate']:<16s} {s.value:.5g}", s.seconds)
-    return pd.DataFrame(rows)
+              saved: Path, log: Callable[[str], None]) -> pd.DataFrame:
+    """One row per (candidate, evaluator, seed): value and seconds. Every row is added to
+    `saved` (scores.csv) as soon as it is scored and read back from it on a re-run, so a killed
+    table (a training evaluator takes hours on a CPU) goes on where it stopped."""
+    key = ("candidate", "evaluator", "seed")
+    known = {tuple(r[k] for k in key): r for r in pd.read_csv(saved).to_dict("records")} if saved.is_file() else {}
+    wanted = [(ev, c, seed) for ev in evaluators for _, c in cands.iterrows() for seed in seeds]
+    todo = [w for w in wanted if (w[1]["candidate"], w[0].name, w[2]) not in known]
+    progress = ProgressLine(len(todo), log, prefix="score ")
+    for i, (ev, c, seed) in enumerate(todo):
+        s = ev.score(c["arch_spec"], dataset, "val", seed)
+        known[(c["candidate"], ev.name, seed)] = {"candidate": c["candidate"], "evaluator": ev.name, "seed": seed,
+                                                  "value": s.value, "seconds": s.seconds}
+        write_atomic(saved, pd.DataFrame(list(known.values())).to_csv(index=False))
+        progress.say(i + 1, f"{ev.name:<12s} {c['candidate']:<16s} {s.value:.5g}", s.seconds)
+    return pd.DataFrame([known[(c["candidate"], ev.name, seed)] for ev, c, seed in wanted])
 
 
 def agreement_table(cands: pd.DataFrame, scores: pd.DataFrame) -> BenchFidelity:
@@ -150,14 +158,14 @@ def agreement_table(cands: pd.DataFrame, scores: pd.DataFrame) -> BenchFidelity:
 def run_bench_fidelity(bench: Path, evaluators: Sequence[Evaluator], seeds: Sequence[int], out: Path,
                        log: Callable[[str], None] = print) -> BenchFidelity:
     """Score a built benchmark's candidates with every evaluator, compare with its ground
-    truth, and write fidelity.csv/.md/.png and scores.csv into `out`."""
+    truth, and write fidelity.csv/.md/.png and scores.csv into `out` (a re-run reuses the
+    scores already in scores.csv)."""
     from ..bench.report import load_bench
 
     config, cands = load_bench(bench)
     dataset = config.load_data(load_space(config.space))
-    result = agreement_table(cands, score_all(cands, dataset, evaluators, seeds, log))
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "scores.csv", result.scores.to_csv(index=False))
+    result = agreement_table(cands, score_all(cands, dataset, evaluators, seeds, out / "scores.csv", log))
     write_atomic(out / "fidelity.csv", result.table.to_csv(index=False))
     write_atomic(out / "fidelity.md", fidelity_markdown(bench, config.recipe, result, seeds))
     plot_fidelity(out / "fidelity.png", result.table)
