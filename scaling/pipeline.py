@@ -54,6 +54,7 @@ class PipelineConfig:
     target_macs: int
     out: str
     trials: int = 20
+    baselines: str = "matched"  # the search's --baselines (none, as-is, matched)
     phis: tuple[float, ...] = (1.0, 2.0, 3.0)
     objective: str = "reward"
     sampler: str = "tpe"
@@ -174,6 +175,7 @@ class Pipeline:
         c = self.config
         return SearchConfig(space=c.space, dataset=c.dataset, target_macs=c.target_macs,
                             out=str(self.out / "search"), objective=c.objective, trials=c.trials,
+                            baselines=c.baselines,
                             sampler=c.sampler, pruner=c.pruner, seed=c.seed, recipe=c.recipe,
                             storage=c.storage, study_name=c.study_name("search"), device=c.device,
                             data_dir=c.data_dir, workers=c.workers, download=c.download,
