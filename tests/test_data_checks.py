@@ -10,6 +10,7 @@ import pytest
 
 from conftest import ROOT
 from nas.cli import main
+from nas.spec import HeadSpec
 from nas.study.rundir import RunLock
 from test_safety import one_error_line, tree_hash
 
@@ -37,7 +38,8 @@ def space40(tmp_path_factory) -> str:
 def specs(tmp_path, tiny_spec) -> dict:
     """tiny at 16 px, two nets at 40 px and one at 48 px, as spec files."""
     files = {"tiny": tiny_spec, "a40": tiny_spec.replace(name="a40", resolution=40),
-             "b40": tiny_spec.replace(name="b40", resolution=40),
+             # b40 is another net (a wider head): compare refuses one net under two names
+             "b40": tiny_spec.replace(name="b40", resolution=40, head=HeadSpec(96)),
              "c48": tiny_spec.replace(name="c48", resolution=48)}
     return {name: str(spec.save(tmp_path / f"{name}.yaml")) for name, spec in files.items()}
 
