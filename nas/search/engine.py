@@ -314,7 +314,9 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
             study.enqueue_trial(baseline.params, user_attrs=baseline.user_attrs())
         log(f"search {config.name}: space {space.name} ({space.size():.3g} candidates, "
             f"{low / 1e6:.2f}-{high / 1e6:.1f} M MACs), {objective.describe()}; "
-            f"{len(queued)} baseline(s) queued first{''.join(f'; {b.describe()}' for b in queued)}")
+            f"{len(queued)} baseline(s) queued first (--baselines {config.baselines or LEGACY_MODE})")
+        for baseline in queued:
+            log(f"  baseline {baseline.describe()}")
     else:
         trained, _ = trained_count(study)
         log(f"resuming search {config.name}: {trained}/{config.trials} candidates trained so far")
