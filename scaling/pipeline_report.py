@@ -33,7 +33,8 @@ def claim_baseline_won(summary: pd.DataFrame, baseline: str) -> str:
         return head + ": its best trial is that baseline, and no sampled candidate finished training"
     r = rows.iloc[0]
     return (head + f": its best trial is that baseline at the target's MACs (the base); best sampled "
-            f"candidate (`{SAMPLED}`, {r['macs'] / 1e6:.2f} M MACs) vs `{baseline}`: **{r['verdict']}**{_diff(r)}")
+            f"candidate (`{SAMPLED}`, {r['macs'] / 1e6:.2f} M MACs) vs `{baseline}`: "
+            f"**{r['verdict']}**{_diff(r)}")
 
 
 def claim_references(summary: pd.DataFrame, labels: dict, baseline: Optional[str] = None) -> list[str]:
@@ -87,7 +88,8 @@ def write_report(pipeline) -> Path:
     runs = pd.read_csv(out / "train" / "runs.csv")
     summary = summarise(runs, reference=models[0][0])
     summary.to_csv(out / "models.csv", index=False)
-    family = [name for name, label in labels.items() if not label.startswith(("hand-designed", "best sampled"))]
+    family = [name for name, label in labels.items()
+              if not label.startswith(("hand-designed", "best sampled"))]
     plot(summary, out / "scaling.png", f"{c.dataset}: searched base and its compound scaling",
          line_models=family, line_label="searched base + compound scaling")
     chosen = pipeline.coefficients()

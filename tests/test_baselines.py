@@ -70,9 +70,10 @@ def test_a_search_pinned_before_the_option_resumes_as_it_was(tmp_path, capsys):
     saved = yaml.safe_load((out / "search.yaml").read_text())
     del saved["baselines"]  # as a search from before --baselines pinned it, file and study alike
     (out / "search.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-    study = optuna.load_study(study_name="old", storage=storage)
-    study.set_user_attr("settings", {k: v for k, v in study.user_attrs["settings"].items() if k != "baselines"})
+    journal = optuna.storages.journal.JournalFileBackend(str(out / "study.journal"))
+    study = optuna.load_study(study_name="old", storage=optuna.storages.JournalStorage(journal))
+    settings = study.user_attrs["settings"]
+    study.set_user_attr("settings", {k: v for k, v in settings.items() if k != "baselines"})
     capsys.readouterr()
     assert main(args[:-6] + ["--trials", "2", "--out", str(out)]) == 0  # --baselines: the default
     printed = capsys.readouterr().out

@@ -14,8 +14,8 @@ from .options import add, config_from
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `search` sub-command."""
     p = sub.add_parser("search", help="search a baseline network for a MACs target")
-    add(p, "space", *DATA, "target_macs", "objective", "w", "w_above", "trials", "baselines", "sampler", "pruner",
-        "seed", "recipe", "storage", "study_name", "heartbeat", "workers", "device", "timeout", "out")
+    add(p, "space", *DATA, "target_macs", "objective", "w", "w_above", "trials", "baselines", "sampler",
+        "pruner", "seed", "recipe", "storage", "study_name", "heartbeat", "workers", "device", "timeout", "out")
     p.set_defaults(func=cmd_search)
 
 

@@ -309,12 +309,13 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     study.set_user_attr("num_classes", dataset.num_classes)  # for best.yaml, without reloading data
     study.set_user_attr("val_images", len(dataset.val))  # the summary's noise floor
     if not study.trials:
-        queued = plan_baselines(space, config.baselines or LEGACY_MODE, objective, dataset.num_classes, log)
+        mode = config.baselines or LEGACY_MODE
+        queued = plan_baselines(space, mode, objective, dataset.num_classes, log)
         for baseline in queued:
             study.enqueue_trial(baseline.params, user_attrs=baseline.user_attrs())
         log(f"search {config.name}: space {space.name} ({space.size():.3g} candidates, "
             f"{low / 1e6:.2f}-{high / 1e6:.1f} M MACs), {objective.describe()}; "
-            f"{len(queued)} baseline(s) queued first (--baselines {config.baselines or LEGACY_MODE})")
+            f"{len(queued)} baseline(s) queued first (--baselines {mode})")
         for baseline in queued:
             log(f"  baseline {baseline.describe()}")
     else:

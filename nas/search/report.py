@@ -11,14 +11,15 @@ from optuna.trial import TrialState
 
 from ..study.storage import retried_numbers
 from ..tables import markdown_table
-from .baseline_report import baseline_lines, bests, entry
+from .baseline_report import Bests, baseline_lines, bests, entry
 from .baselines import trial_spec
 from .engine import TRAINED, SearchConfig
 from .objectives import Objective
 from .space import SearchSpace
 
-COLUMNS = ["number", "state", "status", "baseline", "baseline_mode", "baseline_target", "baseline_gap_pct", "arch", "macs", "params", "val_acc", "reward",
-           "latency_ms", "seconds", "epochs", "images_seen", "duplicate_of", "retry_of", "worker"]
+COLUMNS = ["number", "state", "status", "baseline", "baseline_mode", "baseline_target", "baseline_gap_pct",
+           "arch", "macs", "params", "val_acc", "reward", "latency_ms", "seconds", "epochs", "images_seen",
+           "duplicate_of", "retry_of", "worker"]
 SAMPLED_FILE = "best_sampled.yaml"  # written when the best is a baseline: the best sampled candidate
 
 
@@ -177,8 +178,8 @@ def _label(row: pd.Series) -> str:
             f"({row['baseline_gap_pct']:+.1f} %)")
 
 
-def _write_summary(out: Path, df: pd.DataFrame, found, objective: Objective, cost: dict,
-                   config: SearchConfig, val_images) -> None:
+def _write_summary(out: Path, df: pd.DataFrame, found: Bests, objective: Objective, cost: dict,
+                   config: SearchConfig, val_images: Optional[int]) -> None:
     rows = []
     if found.overall is not None:
         rows.append(("best (searched)", found.overall))
