@@ -81,6 +81,12 @@ def claim_fidelity(out: Path) -> list[str]:
     return [f"- **{verdict}**: {describe(s)}"]
 
 
+def _baseline_note(pipeline) -> str:
+    won = pipeline.searched_baseline()
+    return (f" (baseline `{won}` rescaled to the target's MACs; the best sampled candidate is "
+            f"`search/best_sampled.yaml`)" if won else "")
+
+
 def write_report(pipeline) -> Path:
     """Write OUT/report.md, OUT/models.csv and OUT/scaling.png from the steps' outputs."""
     c, out = pipeline.config, pipeline.out
@@ -113,7 +119,8 @@ def write_report(pipeline) -> Path:
 ## Steps
 
 1. **Search** ({c.trials} candidates, target {c.target_macs:,} MACs, objective `{c.objective}`, proxy
-   `{c.recipe}`): base `search/best.yaml` = `{pipeline.base_spec().arch_string()}`. {cost_line(cost)}.
+   `{c.recipe}`): base `search/best.yaml` = `{pipeline.base_spec().arch_string()}`{_baseline_note(pipeline)}.
+   {cost_line(cost)}.
 2. **Grid** at phi = 1 over {len(grid)} networks within {c.grid_tolerance} of 2x realised MACs: alpha =
    {chosen.alpha:g}, beta = {chosen.beta:g}, gamma = {chosen.gamma:g} (nominal {chosen.factor:.3f}; realised
    {grid.iloc[0]['realised_ratio']:.3f}); `grid/grid.csv`, `grid/grid.png`, `grid/best_coefficients.yaml`.
