@@ -37,6 +37,18 @@ def planned_runs(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recip
             for name, spec in models for seed in seeds]
 
 
+def same_architecture(models: Sequence[tuple[str, ArchSpec]]) -> Optional[tuple[str, str]]:
+    """The first two names that build one network (equal `ArchSpec.canonical_string`), or None:
+    training it twice would report a difference between a net and itself."""
+    seen: dict[str, str] = {}
+    for name, spec in models:
+        key = spec.canonical_string()
+        if key in seen:
+            return seen[key], name
+        seen[key] = name
+    return None
+
+
 def fit_of(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Recipe,
            seeds: Sequence[int], sub: str = "") -> FitOf:
     """For `nas.train.runfolder.choose_out`: how these runs fit a folder (their run folders

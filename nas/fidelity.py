@@ -22,6 +22,7 @@ from .data import Dataset, load_dataset
 from .errors import NasError
 from .preflight import check_before_training, check_memory_of, to_stderr, training_batch
 from .recipe import Recipe, resolve_recipe
+from .search.baselines import trial_spec
 from .search.engine import SearchConfig
 from .search.report import trials_frame
 from .search.space import load_space
@@ -107,9 +108,9 @@ def fidelity_inputs(search_dir: Path, plan: FidelityPlan) -> FidelityInputs:
                            resolution=config.data_resolution or space.base.resolution)
     candidates = pick_candidates(study, plan)
     classes = study.user_attrs["num_classes"]
-    models = [(f"t{int(r['number'])}", space.to_spec(study.trials[int(r["number"])].params, classes,
-                                                    name=f"t{int(r['number'])}"))
-              for _, r in candidates.iterrows()]
+    trials = [study.trials[int(n)] for n in candidates["number"]]
+    models = [(f"t{t.number}", trial_spec(space, t.user_attrs, t.params, classes, f"t{t.number}"))
+              for t in trials]
     return FidelityInputs(search_dir, config, dataset, candidates, models)
 
 

@@ -28,7 +28,7 @@ from nas.preflight import check_before_training, decode_resolution, native_notes
 from nas.presets import resolve_spec
 from nas.recipe import Recipe, resolve_recipe
 from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, run_search, trained_count
-from nas.search.report import cost_line, write_outputs
+from nas.search.report import SAMPLED_FILE, cost_line, write_outputs
 from nas.search.space import load_space
 from nas.spec import ArchSpec
 from nas.study import RunLock, pin_settings
@@ -40,6 +40,7 @@ from .coefficients import Coefficients
 from .emit import emit_compound, write_emission
 from .grid import GridConfig, plan_points, run_grid
 from .grid_report import write_grid_outputs
+from .pipeline_report import SAMPLED
 from .single import match_to_macs
 from .study import plan_study, run_study
 
@@ -55,6 +56,7 @@ class PipelineConfig:
     target_macs: int
     out: str
     trials: int = 20
+    baselines: str = "matched"  # the search's --baselines (none, as-is, matched)
     phis: tuple[float, ...] = (1.0, 2.0, 3.0)
     objective: str = "reward"
     sampler: str = "tpe"
@@ -178,6 +180,7 @@ class Pipeline:
         c = self.config
         return SearchConfig(space=c.space, dataset=c.dataset, target_macs=c.target_macs,
                             out=str(self.out / "search"), objective=c.objective, trials=c.trials,
+                            baselines=c.baselines,
                             sampler=c.sampler, pruner=c.pruner, seed=c.seed, recipe=c.recipe,
                             storage=c.storage, study_name=c.study_name("search"), device=c.device,
                             data_dir=c.data_dir, workers=c.workers, download=c.download,
@@ -268,11 +271,24 @@ class Pipeline:
         self.log(table[["name", "phi", "resolution", "macs", "params", "realised_ratio",
                         "formula_ratio"]].to_string(index=False))
 
+    def searched_baseline(self) -> Optional[str]:
+        """The baseline's name when the search's best (the base) is one of the space's baselines
+        (search/summary.json; None for a search written before that file existed)."""
+        path = self.out / "search" / "summary.json"
+        best = json.loads(path.read_text()).get("best") if path.is_file() else None
+        return (best or {}).get("baseline")
+
     def models(self) -> tuple[list[tuple[str, ArchSpec]], dict[str, str]]:
         """The searched base, its scaled family, and the space's references rescaled (by width)
-        to the base's MACs, with a label each."""
+        to the base's MACs, with a label each. When the base is a baseline, that reference would
+        be the base again: it is left out, and the search's best sampled candidate
+        (search/best_sampled.yaml, at its own MACs) is trained instead, named SAMPLED, so the
+        report can say what the search found against that baseline."""
         base = self.base_spec()
         models, labels = [(base.name, base)], {base.name: "searched base, phi = 0"}
+        won = self.searched_baseline()
+        if won:
+            labels[base.name] = f"searched base = baseline {won} at the target's MACs, phi = 0"
         emitted = pd.read_csv(self.out / "scaled" / "scaled.csv")
         for _, row in (emitted.iterrows() if self.config.train_scaled else ()):
             models.append((row["name"], resolve_spec(str(self.out / "scaled" / f"{row['name']}.yaml"))))
@@ -280,12 +296,16 @@ class Pipeline:
         space = load_space(self.config.space)
         baselines, classes = dict(space.baselines), self.dataset.num_classes
         from nas.counting import analytic_macs
-        for ref in space.references:
+        for ref in (r for r in space.references if r != won):
             spec = (space.to_spec(baselines[ref], num_classes=classes, name=ref) if ref in baselines
                     else resolve_spec(ref).replace(num_classes=classes, resolution=base.resolution))
             matched = match_to_macs(spec, analytic_macs(base), "width").spec
             models.append((matched.name, matched))
             labels[matched.name] = "hand-designed reference, width-matched to the base's MACs"
+        sampled = self.out / "search" / SAMPLED_FILE
+        if won and sampled.is_file():
+            models.append((SAMPLED, resolve_spec(str(sampled)).replace(name=SAMPLED)))
+            labels[SAMPLED] = "best sampled candidate of the search, at its own MACs"
         return models, labels
 
     def _train(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
@@ -16,16 +17,35 @@ from nas.stats import REFERENCE
 
 from .study import target_verdicts
 
+SAMPLED = "sampled"  # the pipeline's name for the search's best sampled candidate (Pipeline.models)
 
-def claim_references(summary: pd.DataFrame, labels: dict) -> list[str]:
-    """Searched base vs each width-matched reference, paired by seed."""
-    lines = []
+
+def _diff(r: pd.Series) -> str:
+    return "" if pd.isna(r["diff"]) else f" (Δ {r['diff'] * 100:+.2f}" + (
+        "" if pd.isna(r["ci"]) else f" ± {r['ci'] * 100:.2f}") + " pts vs the base)"
+
+
+def claim_baseline_won(summary: pd.DataFrame, baseline: str) -> str:
+    """The first claim when the searched base is the space's baseline `baseline`: the search
+    found nothing better, with the interval of its best sampled candidate (`sampled`) against it."""
+    head = f"- **the search found no candidate better than `{baseline}` at this budget**"
+    rows = summary[summary["model"] == SAMPLED]
+    if rows.empty:
+        return head + ": its best trial is that baseline, and no sampled candidate finished training"
+    r = rows.iloc[0]
+    return (head + f": its best trial is that baseline at the target's MACs (the base); best sampled "
+            f"candidate (`{SAMPLED}`, {r['macs'] / 1e6:.2f} M MACs) vs `{baseline}`: "
+            f"**{r['verdict']}**{_diff(r)}")
+
+
+def claim_references(summary: pd.DataFrame, labels: dict, baseline: Optional[str] = None) -> list[str]:
+    """Searched base vs each width-matched reference, paired by seed; first, when the base is
+    the baseline `baseline`, that the search found no candidate better than it."""
+    lines = [claim_baseline_won(summary, baseline)] if baseline else []
     for _, r in summary.iterrows():
         if labels.get(r["model"], "").startswith("hand-designed") and r["verdict"] != REFERENCE:
-            diff = "" if pd.isna(r["diff"]) else f" (Δ {r['diff'] * 100:+.2f}" + (
-                "" if pd.isna(r["ci"]) else f" ± {r['ci'] * 100:.2f}") + " pts vs the base)"
             lines.append(f"- searched base vs `{r['model']}` at {r['macs'] / 1e6:.2f} M MACs: "
-                         f"**{r['verdict']}**{diff}")
+                         f"**{r['verdict']}**{_diff(r)}")
     return lines or ["- no hand-designed reference in this space"]
 
 
@@ -62,6 +82,12 @@ def claim_fidelity(out: Path) -> list[str]:
     return [f"- **{verdict}**: {describe(s)}"]
 
 
+def _baseline_note(pipeline) -> str:
+    won = pipeline.searched_baseline()
+    return (f" (baseline `{won}` rescaled to the target's MACs; the best sampled candidate is "
+            f"`search/best_sampled.yaml`)" if won else "")
+
+
 def write_report(pipeline) -> Path:
     """Write OUT/report.md, OUT/models.csv and OUT/scaling.png from the steps' outputs."""
     c, out = pipeline.config, pipeline.out
@@ -69,7 +95,8 @@ def write_report(pipeline) -> Path:
     runs = pd.read_csv(out / "train" / "runs.csv")
     summary = summarise(runs, reference=models[0][0])
     write_csv(out / "models.csv", summary)
-    family = [name for name, label in labels.items() if not label.startswith("hand-designed")]
+    family = [name for name, label in labels.items()
+              if not label.startswith(("hand-designed", "best sampled"))]
     plot(summary, out / "scaling.png", f"{c.dataset}: searched base and its compound scaling",
          line_models=family, line_label="searched base + compound scaling")
     chosen = pipeline.coefficients()
@@ -82,7 +109,7 @@ def write_report(pipeline) -> Path:
 ## Claims (paired by seed, 95 % intervals; "not resolved" = the interval contains 0)
 
 **1. Searched base vs hand-designed references at equal MACs** (recipe `{final}`, seeds {', '.join(map(str, c.seeds))})
-{chr(10).join(claim_references(summary, labels))}
+{chr(10).join(claim_references(summary, labels, pipeline.searched_baseline()))}
 
 **2. Compound scaling vs depth-, width-, resolution-only at equal realised MACs** (`study/study.md`)
 {chr(10).join(claim_scaling(out))}
@@ -93,7 +120,8 @@ def write_report(pipeline) -> Path:
 ## Steps
 
 1. **Search** ({c.trials} candidates, target {c.target_macs:,} MACs, objective `{c.objective}`, proxy
-   `{c.recipe}`): base `search/best.yaml` = `{pipeline.base_spec().arch_string()}`. {cost_line(cost)}.
+   `{c.recipe}`): base `search/best.yaml` = `{pipeline.base_spec().arch_string()}`{_baseline_note(pipeline)}.
+   {cost_line(cost)}.
 2. **Grid** at phi = 1 over {len(grid)} networks within {c.grid_tolerance} of 2x realised MACs: alpha =
    {chosen.alpha:g}, beta = {chosen.beta:g}, gamma = {chosen.gamma:g} (nominal {chosen.factor:.3f}; realised
    {grid.iloc[0]['realised_ratio']:.3f}); `grid/grid.csv`, `grid/grid.png`, `grid/best_coefficients.yaml`.

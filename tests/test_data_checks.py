@@ -10,6 +10,7 @@ import pytest
 
 from conftest import ROOT
 from nas.cli import main
+from nas.spec import HeadSpec
 from nas.study.rundir import RunLock
 from test_safety import one_error_line, tree_hash
 
@@ -37,7 +38,8 @@ def space40(tmp_path_factory) -> str:
 def specs(tmp_path, tiny_spec) -> dict:
     """tiny at 16 px, two nets at 40 px and one at 48 px, as spec files."""
     files = {"tiny": tiny_spec, "a40": tiny_spec.replace(name="a40", resolution=40),
-             "b40": tiny_spec.replace(name="b40", resolution=40),
+             # b40 is another net (a wider head): compare refuses one net under two names
+             "b40": tiny_spec.replace(name="b40", resolution=40, head=HeadSpec(96)),
              "c48": tiny_spec.replace(name="c48", resolution=48)}
     return {name: str(spec.save(tmp_path / f"{name}.yaml")) for name, spec in files.items()}
 
@@ -99,13 +101,14 @@ def test_scale_study_refuses_data_below_its_grown_nets_and_warns_once_per_size(t
 # nas pipeline -------------------------------------------------------------------------------
 
 def cheap_pipeline(space: str, out: Path, *extra: str) -> list[str]:
-    """A real pipeline that trains nothing: in hard mode at the space's smallest MACs the first
-    (baseline) candidate is rejected untrained, and the timeout then stops the search step."""
+    """A real pipeline that trains nothing: without baselines, in hard mode at the space's smallest
+    MACs the first (sampled) candidate is rejected untrained, and the timeout then stops the search
+    step."""
     from nas.search.space import load_space
 
     low, _ = load_space(space).macs_range(10)
     return ["pipeline", "--space", space, *DIGITS, "--objective", "hard", "--target-macs", str(low),
-            "--trials", "1", "--timeout", "0.001", "--recipe", "smoke", "--out", str(out), *extra]
+            "--baselines", "none", "--trials", "1", "--timeout", "0.001", "--recipe", "smoke", "--out", str(out), *extra]
 
 
 def test_pipeline_refuses_data_below_the_space_before_its_lock_and_warns_once(tmp_path, space40, capsys):

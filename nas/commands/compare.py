@@ -55,7 +55,8 @@ def matched_models(specs: list[ArchSpec], target: Optional[int], by: str, keep: 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run `nas compare`."""
-    from ..compare import compare, cost_disagreements, cost_table, fit_of, markdown, plot, summarise
+    from ..compare import (compare, cost_disagreements, cost_table, fit_of, markdown, plot, same_architecture,
+                           summarise)
     from ..preflight import check_before_training, check_nets_data_resolution
     from ..train import Runtime
 
@@ -75,6 +76,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     reference = args.reference or names[0]
     keep = {reference, *(n.strip() for n in args.as_is.split(",") if n.strip())}
     models = matched_models(specs, args.match_macs, args.match_by, keep)
+    twins = same_architecture([(n, s) for n, s, _ in models])
+    if twins:
+        raise NasError(f"{twins[0]} and {twins[1]} are one architecture (the same canonical spec): "
+                       "training it twice would compare a net with itself; give it once")
     recipe = resolve_recipe(args.recipe)
     # after --match-macs, which may have grown a net's resolution; before decoding at that size
     check_before_training([s for _, s, _ in models], dataset, recipe, args.device,

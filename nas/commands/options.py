@@ -176,6 +176,10 @@ OPTIONS: dict[str, Opt] = {
                              help="candidates the --prefilter evaluator scores (default 10 x --trials)"),
     "sampler": _opt("--sampler", choices=("tpe", "nsga2", "random"), default="tpe",
                     help="Optuna sampler (default tpe)"),
+    "baselines": _opt("--baselines", choices=("none", "as-is", "matched"), default="matched",
+                      help="the space's hand-designed baselines, trained first: matched = each rescaled "
+                           "by width to --target-macs (an equal-cost seed), as-is = at their own sizes, "
+                           "none; in hard mode one over the budget is rescaled below it or skipped"),
     "pruner": _opt("--pruner", choices=("median", "halving", "none"), default="median",
                    help="early stopping on the per-epoch reward; not in pareto mode (default median)"),
     # scaling

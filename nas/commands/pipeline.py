@@ -19,8 +19,8 @@ PIPELINE_HELPS = {
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `nas pipeline`."""
     p = sub.add_parser("pipeline", help="search -> grid -> emission -> training -> report, resumable")
-    add(p, "space", "dataset", "data_dir", "download", "target_macs", "trials", "objective", "sampler",
-        "seed", "recipe", "resolution_multiple", "workers", "device", "out")
+    add(p, "space", "dataset", "data_dir", "download", "target_macs", "trials", "baselines", "objective",
+        "sampler", "seed", "recipe", "resolution_multiple", "workers", "device", "out")
     add(p, "evaluator", "prefilter", "prefilter_trials")
     add(p, "phi", phi="1,2,3")
     p.add_argument("--grid-step", type=POSITIVE, default=0.05,

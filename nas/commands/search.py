@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..search.engine import SearchConfig, run_search
-from ..search.report import cost_line, write_outputs
+from ..search.report import SAMPLED_FILE, cost_line, write_outputs
 from ..search.space import load_space
 from .common import DATA
 from .options import add, config_from
@@ -13,8 +14,8 @@ from .options import add, config_from
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `search` sub-command."""
     p = sub.add_parser("search", help="search a baseline network for a MACs target")
-    add(p, "space", *DATA, "target_macs", "objective", "w", "w_above", "trials", "evaluator", "prefilter",
-        "prefilter_trials", "sampler", "pruner",
+    add(p, "space", *DATA, "target_macs", "objective", "w", "w_above", "trials", "baselines", "evaluator",
+        "prefilter", "prefilter_trials", "sampler", "pruner",
         "seed", "recipe", "storage", "study_name", "heartbeat", "workers", "device", "timeout", "out")
     p.set_defaults(func=cmd_search)
 
@@ -26,10 +27,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     summary = write_outputs(study, config, load_space(config.space))
     best = summary["best"]
     if best:
-        print(f"best: trial #{best['trial']} val {best['val_acc'] * 100:.2f}% at "
+        kind = f" (baseline {best['baseline']})" if best["baseline"] else ""
+        print(f"best: trial #{best['trial']}{kind} val {best['val_acc'] * 100:.2f}% at "
               f"{best['macs'] / 1e6:.2f} M MACs (reward {best['reward']:.4f}) -> {args.out}/best.yaml")
-        print(f"outputs: {args.out}/trials.csv, pareto.csv, best.yaml, summary.md, pareto.png, "
-              "history.png, cost.json")
+        if best["baseline"]:
+            print(f"the search found no sampled candidate better than baseline {best['baseline']} at "
+                  f"this budget (summary.md compares the best sampled one with it)")
+        sampled = ", best_sampled.yaml" if (Path(args.out) / SAMPLED_FILE).is_file() else ""
+        print(f"outputs: {args.out}/trials.csv, pareto.csv, best.yaml{sampled}, summary.md, summary.json, "
+              "pareto.png, history.png, cost.json")
     else:
         print(f"no candidate finished training; nothing to call best (outputs: {args.out}/trials.csv, "
               "cost.json); re-run to go on")

@@ -3,6 +3,15 @@
 Each trial: sample choices -> spec -> analytic count -> (reject | reuse a duplicate |
 proxy-train on the validation split) -> report. Everything a view needs is stored
 as trial attributes, so outputs can be rebuilt from the study alone.
+
+A new study first queues the space's baselines (`--baselines`, nas.search.baselines): by
+default each rescaled to the target's MACs. Optuna's enqueued params can only name values
+among the space's categorical choices, and a rescaled baseline is rarely such a point (its
+stem, head and stage widths fall between them), so it runs as a *fixed-spec trial*: it
+records the nearest point of the space as its params (what the sampler learns from) and
+carries the net itself in its `fixed_spec` user attribute, which `trial_spec` builds instead
+of the params' net. Counting, duplicate detection, training and the reports all go through
+that one spec, so a fixed-spec trial is an ordinary trial in every view.
 """
 from __future__ import annotations
 
@@ -30,6 +39,7 @@ from ..study.rundir import SearchError
 from ..study.storage import DEFAULT_HEARTBEAT, STUDY_KEY, default_study_name
 from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
+from .baselines import DEFAULT_MODE, LEGACY_MODE, MODES, plan_baselines, trial_spec, with_pinned_mode
 from .objectives import Objective
 from .prefilter import enqueue_best, prefilter
 from .space import SearchSpace, load_space
@@ -57,6 +67,7 @@ class SearchConfig:
     trials: int = 20
     sampler: str = "tpe"
     pruner: str = "median"
+    baselines: Optional[str] = DEFAULT_MODE  # none | as-is | matched; None: pinned before the option
     seed: int = 0
     recipe: str = "proxy"
     storage: Optional[str] = None
@@ -86,14 +97,20 @@ class SearchConfig:
             raise SearchError("--trials and --workers must be at least 1")
         if self.prefilter_trials is not None and (not self.prefilter or self.prefilter_trials < self.trials):
             raise SearchError("--prefilter-trials needs --prefilter NAME and must be at least --trials")
+        if self.baselines is not None and self.baselines not in MODES:
+            raise SearchError(f"unknown --baselines {self.baselines!r}; choose one of {', '.join(MODES)}")
 
     def objective_fn(self) -> Objective:
         """The Objective (reward, hard or pareto) these settings describe."""
         return Objective(self.objective, self.target_macs, self.w, self.w_above)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (what is pinned in search.yaml)."""
-        return dataclasses.asdict(self)
+        """Plain-data form (what is pinned in search.yaml); a run pinned before --baselines
+        existed (baselines None, see `baselines.with_pinned_mode`) keeps that key out."""
+        settings = dataclasses.asdict(self)
+        if self.baselines is None:
+            del settings["baselines"]
+        return settings
 
     @property
     def name(self) -> str:
@@ -163,9 +180,8 @@ class TrialRunner:
 
     def __call__(self, trial: optuna.Trial) -> Any:
         start = time.perf_counter()
-        params = self.space.suggest(trial)
-        spec = self.space.to_spec(params, num_classes=self.dataset.num_classes,
-                                  name=f"{self.space.name}-t{trial.number}")
+        spec = trial_spec(self.space, trial.user_attrs, self.space.suggest(trial),
+                          self.dataset.num_classes, f"{self.space.name}-t{trial.number}")
         count = analytic_count(spec)
         set_attrs(trial, arch=spec.arch_string(), key=spec.canonical_string(), macs=count.macs,
                   params=count.params, worker=self.worker, device=str(self.device))
@@ -315,18 +331,23 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     study = open_study(config.plan(), objective.directions, log)
     study.set_user_attr("objective", objective.describe())
     study.set_user_attr("num_classes", dataset.num_classes)  # for best.yaml, without reloading data
+    study.set_user_attr("val_images", len(dataset.val))  # the summary's noise floor
     if not study.trials:
         # scored before anything is queued: a run killed while scoring starts it over when resumed
         scored = prefilter(space, dataset, resolve_evaluator(config.prefilter, config.device),
                            config.prefilter_trials or 10 * config.trials, objective, config.seed,
                            log) if config.prefilter else []
-        for name, params in space.baseline_params():
-            study.enqueue_trial(params, user_attrs={"baseline": name})
+        mode = config.baselines or LEGACY_MODE
+        queued = plan_baselines(space, mode, objective, dataset.num_classes, log)
+        for baseline in queued:
+            study.enqueue_trial(baseline.params, user_attrs=baseline.user_attrs())
         if config.prefilter:
-            enqueue_best(study, scored, config.trials - len(space.baselines), config.prefilter)
+            enqueue_best(study, scored, config.trials - len(queued), config.prefilter)
         log(f"search {config.name}: space {space.name} ({space.size():.3g} candidates, "
             f"{low / 1e6:.2f}-{high / 1e6:.1f} M MACs), {objective.describe()}; "
-            f"{len(space.baselines)} baseline(s) queued first")
+            f"{len(queued)} baseline(s) queued first (--baselines {mode})")
+        for baseline in queued:
+            log(f"  baseline {baseline.describe()}")
     else:
         trained, _ = trained_count(study)
         log(f"resuming search {config.name}: {trained}/{config.trials} candidates trained so far")
@@ -342,8 +363,9 @@ def check_search(config: SearchConfig, space: SearchSpace) -> None:
     for name in (config.evaluator, config.prefilter):
         if name:
             resolve_evaluator(name)  # an unknown name is refused before the lock
-    baselines = [space.to_spec(params, name=name) for name, params in space.baseline_params()]
-    check_memory_of(baselines, resolve_recipe(config.recipe).batch_size, config.device)
+    queued = plan_baselines(space, config.baselines or LEGACY_MODE, config.objective_fn(),
+                            space.base.num_classes, log=lambda _line: None)
+    check_memory_of([b.spec for b in queued], resolve_recipe(config.recipe).batch_size, config.device)
 
 
 def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.Study:
@@ -355,6 +377,7 @@ def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optu
     """
     check_search(config, load_space(config.space))  # before the lock: a refusal creates no folder
     with locked(config.plan()):
+        config = with_pinned_mode(config, log)
         study = prepare(config, log)
         run_workers(_worker_process, config.to_dict(), config.workers,
                     lambda: run_worker(config, 0, log))

@@ -12,12 +12,16 @@ from optuna.trial import TrialState
 from ..atomic import save_figure, write_csv, write_text
 from ..study.storage import retried_numbers
 from ..tables import markdown_table
+from .baseline_report import Bests, baseline_lines, bests, entry
+from .baselines import trial_spec
 from .engine import TRAINED, SearchConfig
 from .objectives import Objective
 from .space import SearchSpace
 
-COLUMNS = ["number", "state", "status", "baseline", "arch", "macs", "params", "val_acc", "reward",
-           "latency_ms", "seconds", "epochs", "images_seen", "duplicate_of", "retry_of", "worker"]
+COLUMNS = ["number", "state", "status", "baseline", "baseline_mode", "baseline_target", "baseline_gap_pct",
+           "arch", "macs", "params", "val_acc", "reward", "latency_ms", "seconds", "epochs", "images_seen",
+           "duplicate_of", "retry_of", "worker"]
+SAMPLED_FILE = "best_sampled.yaml"  # written when the best is a baseline: the best sampled candidate
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -93,6 +97,7 @@ def cost_card(df: pd.DataFrame, study: optuna.Study) -> dict:
     compute = float((spent["images_seen"].fillna(0) * spent["macs"] * 3).sum())
     devices = sorted({str(t.user_attrs["device"]) for t in done if "device" in t.user_attrs})
     statuses = df["status"].value_counts().to_dict()
+    baselines = int(spent["baseline"].notna().sum())
     return {
         "devices": devices,
         "wall_seconds": wall,
@@ -105,6 +110,8 @@ def cost_card(df: pd.DataFrame, study: optuna.Study) -> dict:
         "diverged": int(statuses.get("diverged", 0)),
         "failed": int((df["state"] == "FAIL").sum()) - len(interrupted),
         "interrupted": len(interrupted),
+        "baseline_trials": baselines,  # of the trials that spent training: the space's baselines
+        "sampled_trials": int(len(spent)) - baselines,  # ... and the sampled candidates
         "training_images_seen": images,
         "training_macs": compute,
         "prefilter": study.user_attrs.get("prefilter"),
@@ -116,7 +123,7 @@ def cost_line(cost: dict) -> str:
     return (f"search cost: {', '.join(cost['devices']) or '?'}, wall {cost['wall_seconds'] / 60:.1f} min, "
             f"{cost['trials']} trials ({cost['trained']} trained, {cost['pruned']} pruned, "
             f"{cost['rejected']} rejected, {cost['duplicates']} duplicates, {cost['failed']} failed"
-            f"{_interrupted(cost)}), "
+            f"{_interrupted(cost)}{_split(cost)}), "
             f"{cost['training_images_seen']:,} training images, "
             f"{cost['training_macs'] / 1e12:.3g} T training MACs{_prefilter(cost)}")
 
@@ -127,42 +134,67 @@ def _prefilter(cost: dict) -> str:
             f"{p['seconds']:.1f} s and queued the best {p['queued']}") if p else ""
 
 
+def _split(cost: dict) -> str:
+    if "baseline_trials" not in cost:  # a cost.json written before baselines were counted apart
+        return ""
+    return f"; {cost['baseline_trials']} baseline and {cost['sampled_trials']} sampled trained"
+
+
 def _interrupted(cost: dict) -> str:
     n = cost.get("interrupted", 0)
     return f", {n} interrupted and re-run" if n else ""
 
 
 def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace) -> dict:
-    """Write trials.csv, pareto.csv, best.yaml, summary.md, plots and cost.json from the study."""
+    """Write trials.csv, pareto.csv, best.yaml (and best_sampled.yaml when the best is a
+    baseline), summary.md, summary.json, plots and cost.json from the study."""
     out = Path(config.out)
     objective = config.objective_fn()
     df = trials_frame(study)
     write_csv(out / "trials.csv", df)
     front = pareto_front(df)
     write_csv(out / "pareto.csv", front)
-    best = best_row(df, objective)
-    summary = {"best": None, "cost": cost_card(df, study)}
+    found = bests(df, objective, best_row)
+    best = found.overall
     if best is not None:
-        trial = study.trials[int(best["number"])]
-        spec = space.to_spec(trial.params, num_classes=study.user_attrs["num_classes"], name=f"{space.name}-best-t{trial.number}")
-        assert spec.arch_string() == best["arch"]
-        spec.save(out / "best.yaml")
-        summary["best"] = {"trial": int(best["number"]), "arch": best["arch"], "macs": int(best["macs"]),
-                           "params": int(best["params"]), "val_acc": float(best["val_acc"]),
-                           "reward": float(objective.reward(best["val_acc"], best["macs"]))}
+        _trial_spec(study, space, best, f"{space.name}-best-t{int(best['number'])}").save(out / "best.yaml")
+    if found.baseline_won and found.sampled is not None:
+        number = int(found.sampled["number"])
+        _trial_spec(study, space, found.sampled, f"{space.name}-sampled-t{number}").save(out / SAMPLED_FILE)
+    else:  # a resumed search whose best is no longer a baseline
+        (out / SAMPLED_FILE).unlink(missing_ok=True)
+    summary = {"best": entry(best, objective), "best_sampled": entry(found.sampled, objective),
+               "best_baseline": entry(found.baseline, objective), "cost": cost_card(df, study)}
     write_text(out / "cost.json", json.dumps(summary["cost"], indent=2))
-    _write_summary(out, df, best, objective, summary["cost"], config)
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
+    _write_summary(out, df, found, objective, summary["cost"], config, study.user_attrs.get("val_images"))
     _plots(out, df, front, best, objective)
     return summary
 
 
-def _write_summary(out: Path, df: pd.DataFrame, best, objective: Objective, cost: dict,
-                   config: SearchConfig) -> None:
+def _trial_spec(study: optuna.Study, space: SearchSpace, row: pd.Series, name: str):
+    trial = study.trials[int(row["number"])]
+    spec = trial_spec(space, trial.user_attrs, trial.params, study.user_attrs["num_classes"], name)
+    assert spec.arch_string() == row["arch"]
+    return spec
+
+
+def _label(row: pd.Series) -> str:
+    if pd.isna(row.get("baseline_target")):
+        return f"baseline: {row['baseline']}"
+    return (f"baseline: {row['baseline']} at {row['baseline_target'] / 1e6:.3g} M "
+            f"({row['baseline_gap_pct']:+.1f} %)")
+
+
+def _write_summary(out: Path, df: pd.DataFrame, found: Bests, objective: Objective, cost: dict,
+                   config: SearchConfig, val_images: Optional[int]) -> None:
     rows = []
-    if best is not None:
-        rows.append(("best (searched)", best))
+    if found.overall is not None:
+        rows.append(("best (searched)", found.overall))
+    if found.baseline_won and found.sampled is not None:
+        rows.append((f"best sampled (`{SAMPLED_FILE}`)", found.sampled))
     for _, row in df[df["baseline"].notna() & df["status"].isin(TRAINED)].iterrows():
-        rows.append((f"baseline: {row['baseline']}", row))
+        rows.append((_label(row), row))
     table = markdown_table(
         [[label, int(r["number"]), f"{r['macs'] / 1e6:.2f}", f"{r['params']:,}",
           f"{r['val_acc'] * 100:.2f}" if pd.notna(r["val_acc"]) else "-",
@@ -171,8 +203,21 @@ def _write_summary(out: Path, df: pd.DataFrame, best, objective: Objective, cost
         ["model", "trial", "MACs (M)", "params", "val acc %", "reward", "arch"])
     text = (f"# Search {config.name}\n\n{objective.describe()}; space `{config.space}`, data "
             f"`{config.dataset}` (validation split), recipe `{config.recipe}`, sampler `{config.sampler}`, "
-            f"seed {config.seed}.\n\n{table}\n\n{cost_line(cost)}\n{_fidelity_line(out)}")
+            f"seed {config.seed}; {_baselines_mode(df)}.\n\n{table}\n\n"
+            f"{baseline_lines(found, val_images)}\n\n{cost_line(cost)}\n{_fidelity_line(out)}")
     write_text(out / "summary.md", text)
+
+
+def _baselines_mode(df: pd.DataFrame) -> str:
+    """How the baselines were queued, read from the trials (a trial queued before the option
+    existed has no mode: it was queued at its own size)."""
+    queued = df[df["baseline"].notna()]
+    if queued.empty:
+        return "no baselines queued"
+    modes = set(queued["baseline_mode"].fillna("as-is"))
+    if modes == {"matched"}:
+        return "baselines rescaled by width to the target's MACs (`--baselines matched`)"
+    return "baselines at their own sizes (`--baselines as-is`)"
 
 
 def _fidelity_line(out: Path) -> str:

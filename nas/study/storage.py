@@ -16,7 +16,9 @@ DEFAULT_JOURNAL = "study.journal"
 STUDY_KEY = "study"  # the study's name, recorded in the pinned settings beside them
 DEFAULT_HEARTBEAT = 30  # seconds between an RDB worker's heartbeats
 GRACE_HEARTBEATS = 4    # a running trial silent for this many heartbeats is from a dead worker
-CARRIED_ATTRS = ("baseline", "grid_point", "bench_run")  # what a re-queued trial keeps of the interrupted one
+# what a re-queued trial keeps of the interrupted one (a baseline's record and fixed spec too)
+CARRIED_ATTRS = ("baseline", "baseline_mode", "baseline_target", "baseline_gap_pct", "fixed_spec",
+                 "grid_point", "bench_run")
 
 
 def is_file_storage(url: Optional[str]) -> bool:
