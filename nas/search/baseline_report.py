@@ -68,6 +68,8 @@ def difference_line(sampled: pd.Series, baseline: pd.Series, val_images: Optiona
             f"({_describe(baseline)}): Δ {diff:+.2f} pts on the validation split")
     if not val_images:
         return text + " (its size was not recorded, so no noise floor)."
+    if not all(0.0 <= float(row["val_acc"]) <= 1.0 for row in (sampled, baseline)):
+        return text + " (the scores come from an evaluator, not accuracies: no binomial noise floor)."
     floor = math.hypot(binomial_se(float(sampled["val_acc"]), val_images),
                        binomial_se(float(baseline["val_acc"]), val_images)) * 100
     within = "within" if abs(diff) <= 2 * floor else "beyond"
