@@ -51,7 +51,7 @@ class PipelineConfig:
 
     space: str
     dataset: str
-    target_macs: int
+    target_macs: Optional[int]  # the search's MACs target; None when it searches another cost
     out: str
     trials: int = 20
     phis: tuple[float, ...] = (1.0, 2.0, 3.0)
@@ -80,6 +80,12 @@ class PipelineConfig:
     data_dir: Optional[str] = None
     workers: int = 1
     download: bool = False
+    cost: str = "macs"  # the search's cost and its target (nas.costs; see SearchConfig)
+    target: Optional[float] = None
+    latency_device: str = "cpu"
+    latency_batch: int = 1
+    latency_source: str = "measured"
+    latency_table: Optional[str] = None
 
     RESUMABLE = ("device", "data_dir", "workers", "download", "timeout", "heartbeat")
 
@@ -178,7 +184,9 @@ class Pipeline:
                             storage=c.storage, study_name=c.study_name("search"), device=c.device,
                             data_dir=c.data_dir, workers=c.workers, download=c.download,
                             data_resolution=c.data_resolution, val_fraction=c.val_fraction,
-                            timeout=c.timeout, heartbeat=c.heartbeat)
+                            timeout=c.timeout, heartbeat=c.heartbeat, cost=c.cost, target=c.target,
+                            latency_device=c.latency_device, latency_batch=c.latency_batch,
+                            latency_source=c.latency_source, latency_table=c.latency_table)
 
     def _grid_config(self) -> GridConfig:
         c = self.config

@@ -61,6 +61,13 @@ def claim_fidelity(out: Path) -> list[str]:
     return [f"- **{verdict}**: {describe(s)}"]
 
 
+def _search_target(c) -> str:
+    """'target 1,500,000 MACs', or the latency/params target the search was run with."""
+    if c.cost == "macs":
+        return f"target {c.target_macs:,} MACs"
+    return f"cost {c.cost}, target {c.target:g}{' ms' if c.cost == 'latency' else ' params'}"
+
+
 def write_report(pipeline) -> Path:
     """Write OUT/report.md, OUT/models.csv and OUT/scaling.png from the steps' outputs."""
     c, out = pipeline.config, pipeline.out
@@ -91,7 +98,7 @@ def write_report(pipeline) -> Path:
 
 ## Steps
 
-1. **Search** ({c.trials} candidates, target {c.target_macs:,} MACs, objective `{c.objective}`, proxy
+1. **Search** ({c.trials} candidates, {_search_target(c)}, objective `{c.objective}`, proxy
    `{c.recipe}`): base `search/best.yaml` = `{pipeline.base_spec().arch_string()}`. {cost_line(cost)}.
 2. **Grid** at phi = 1 over {len(grid)} networks within {c.grid_tolerance} of 2x realised MACs: alpha =
    {chosen.alpha:g}, beta = {chosen.beta:g}, gamma = {chosen.gamma:g} (nominal {chosen.factor:.3f}; realised

@@ -7,26 +7,27 @@ from ..search.engine import SearchConfig, run_search
 from ..search.report import cost_line, write_outputs
 from ..search.space import load_space
 from .common import DATA
-from .options import add, config_from
+from .options import COST_OPTIONS, add, config_from, cost_fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `search` sub-command."""
     p = sub.add_parser("search", help="search a baseline network for a MACs target")
-    add(p, "space", *DATA, "target_macs", "objective", "w", "w_above", "trials", "sampler", "pruner",
+    add(p, "space", *DATA, *COST_OPTIONS, "objective", "w", "w_above", "trials", "sampler", "pruner",
         "seed", "recipe", "storage", "study_name", "heartbeat", "workers", "device", "timeout", "out")
     p.set_defaults(func=cmd_search)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     """`nas search`: run or resume a search, then write its trials, Pareto front, best spec and report."""
-    config = config_from(SearchConfig, args)
+    config = config_from(SearchConfig, args, **cost_fields(args))
     study = run_search(config)
     summary = write_outputs(study, config, load_space(config.space))
     best = summary["best"]
     if best:
+        latency = f", {best['latency_ms']:.3g} ms measured" if best["latency_ms"] is not None else ""
         print(f"best: trial #{best['trial']} val {best['val_acc'] * 100:.2f}% at "
-              f"{best['macs'] / 1e6:.2f} M MACs (reward {best['reward']:.4f}) -> {args.out}/best.yaml")
+              f"{best['macs'] / 1e6:.2f} M MACs{latency} (reward {best['reward']:.4f}) -> {args.out}/best.yaml")
         print(f"outputs: {args.out}/trials.csv, pareto.csv, best.yaml, summary.md, pareto.png, "
               "history.png, cost.json")
     else:
