@@ -21,6 +21,7 @@ from torch import nn
 from .spec import ArchSpec
 
 WARMUP, REPEATS = 5, 30  # a 16-px net at batch 1 takes ~1 ms: 30 repeats cost ~35 ms
+STATS = {"median": statistics.median, "min": min}  # how repeats become one number
 
 
 @torch.no_grad()
@@ -49,8 +50,10 @@ def measure_latency_ms(model: nn.Module, resolution: int, device: torch.device, 
 
 @torch.no_grad()
 def time_forward_ms(model: nn.Module, x: torch.Tensor, device: torch.device, repeats: int = REPEATS,
-                    warmup: int = WARMUP) -> float:
-    """Median milliseconds of `model(x)` in eval mode over `repeats` passes after `warmup`.
+                    warmup: int = WARMUP, stat: str = "median") -> float:
+    """Median (or minimum) milliseconds of `model(x)` in eval mode over `repeats` passes after
+    `warmup`. The minimum is the load-robust choice on a shared machine: other jobs only ever
+    add time to a pass.
 
     Args:
         model: any module on `device` (its train/eval mode is restored afterwards).
@@ -58,6 +61,7 @@ def time_forward_ms(model: nn.Module, x: torch.Tensor, device: torch.device, rep
         device: CUDA work is synchronised around each pass.
         repeats: timed passes.
         warmup: untimed passes first.
+        stat: median or min (see STATS).
     """
     was_training = model.training
     model.eval()
@@ -72,7 +76,7 @@ def time_forward_ms(model: nn.Module, x: torch.Tensor, device: torch.device, rep
         if i >= warmup:
             times.append(time.perf_counter() - start)
     model.train(was_training)
-    return statistics.median(times) * 1e3
+    return STATS[stat](times) * 1e3
 
 
 def trainer_layout(device: torch.device) -> bool:
@@ -92,7 +96,7 @@ def as_timed(model: nn.Module, x: torch.Tensor, device: torch.device) -> tuple[n
 
 
 def measure_spec_ms(spec: ArchSpec, device: torch.device, batch: int = 1, repeats: int = REPEATS,
-                    warmup: int = WARMUP) -> float:
+                    warmup: int = WARMUP, stat: str = "median") -> float:
     """Median milliseconds of one eval-mode forward pass of the network `spec` builds.
 
     Args:
@@ -101,11 +105,12 @@ def measure_spec_ms(spec: ArchSpec, device: torch.device, batch: int = 1, repeat
         batch: images per pass.
         repeats: timed passes.
         warmup: untimed passes first.
+        stat: median or min of the repeats.
     """
     from .builder import build
     model, x = as_timed(build(spec), torch.randn(batch, spec.in_channels, spec.resolution,
                                                  spec.resolution), device)
-    return time_forward_ms(model, x, device, repeats, warmup)
+    return time_forward_ms(model, x, device, repeats, warmup, stat)
 
 
 @lru_cache(maxsize=1)

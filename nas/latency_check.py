@@ -1,10 +1,12 @@
 """How well latency is predicted: a table's sums, and MACs, against measured latency.
 
-`check_table` samples random candidates of a space, measures each and compares: the table's
-plain sum, the sum calibrated by a*sum + b fitted on the first few nets (HELP/nn-Meter-style
-few-shot calibration, scored only on the other nets), and MACs as a predictor
-(latency ~ a*MACs + b fitted on the whole sample, so flattered). Reported: share within
-+-10 %, Spearman rho and the median absolute % error.
+`check_table` samples random candidates of a space, measures each twice (a second pass after
+the first, so the two are minutes apart) and compares with the first measurement: the table's
+plain sum; the sum plus an overhead per net and per block, c0 + c1*blocks, fitted on the first
+few nets (HELP/nn-Meter-style few-shot calibration, scored only on the other nets); MACs as a
+predictor (latency ~ a*MACs + b fitted on the whole sample, so flattered); and the second
+measurement itself, the noise floor no predictor can beat on a machine shared with other jobs.
+Reported: share within +-10 %, Spearman rho and the median absolute % error.
 """
 from __future__ import annotations
 
@@ -55,22 +57,24 @@ def sample_specs(space: SearchSpace, samples: int, seed: int, classes: int) -> l
 
 def measure_sample(table: LatencyTable, specs: list[ArchSpec], device: torch.device,
                    log: Callable[[str], None] = print) -> pd.DataFrame:
-    """One row per net: arch, blocks, MACs, params, predicted (table sum) and measured ms."""
-    rows, start = [], time.perf_counter()
-    for i, spec in enumerate(specs, 1):
-        count = analytic_count(spec)
-        rows.append({"arch": spec.arch_string(), "blocks": spec.blocks, "macs": count.macs,
-                     "params": count.params, "predicted_ms": table.predict(spec),
-                     "measured_ms": measure_spec_ms(spec, device, table.batch, repeats=CHECK_REPEATS)})
-        if i == len(specs) or i % max(1, len(specs) // 10) == 0:
+    """One row per net: arch, blocks, MACs, params, predicted (table sum) ms, and measured ms
+    twice (all nets once, then all again)."""
+    rows = [{"arch": spec.arch_string(), "blocks": spec.blocks, "macs": analytic_count(spec).macs,
+             "params": analytic_count(spec).params, "predicted_ms": table.predict(spec)} for spec in specs]
+    start, total = time.perf_counter(), 2 * len(specs)
+    for i, (column, spec) in enumerate([(c, s) for c in ("measured_ms", "remeasured_ms") for s in specs]):
+        rows[i % len(specs)][column] = measure_spec_ms(spec, device, table.batch, repeats=CHECK_REPEATS,
+                                                       stat=table.stat)
+        if i + 1 == total or (i + 1) % max(1, total // 10) == 0:
             spent = time.perf_counter() - start
-            log(f"  {i}/{len(specs)} measured, ETA {fmt_seconds(spent / i * (len(specs) - i))}")
+            log(f"  {i + 1}/{total} measured, ETA {fmt_seconds(spent / (i + 1) * (total - i - 1))}")
     return pd.DataFrame(rows)
 
 
 def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Least-squares (a, b) of y ~ a*x + b."""
-    a, b = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
+    design = np.column_stack([np.asarray(x, float), np.ones(len(x))])
+    (a, b), *_ = np.linalg.lstsq(design, np.asarray(y, float), rcond=None)  # min-norm if x is constant
     return float(a), float(b)
 
 
@@ -84,20 +88,23 @@ def agreement(predicted: pd.Series, measured: pd.Series) -> dict:
 
 def score(df: pd.DataFrame, calibrate: int) -> tuple[pd.DataFrame, dict]:
     """Add the calibrated and MACs-fit predictions to `df`; return it with one agreement per
-    predictor. The calibration is fitted on the first `calibrate` nets and scored on the rest."""
-    fit_rows, rest = df.iloc[:calibrate], df.iloc[calibrate:]
-    a, b = linear_fit(fit_rows["predicted_ms"], fit_rows["measured_ms"])
+    predictor. The overhead c0 + c1*blocks is fitted on the first `calibrate` nets and scored
+    on the rest (left out when either part has fewer than 2 nets)."""
     m_a, m_b = linear_fit(df["macs"], df["measured_ms"])
-    df = df.assign(calibrated_ms=a * df["predicted_ms"] + b, macs_fit_ms=m_a * df["macs"] + m_b,
-                   calibration_net=[i < calibrate for i in range(len(df))])
-    rest = df.iloc[calibrate:]
-    return df, {
-        "table sum": agreement(df["predicted_ms"], df["measured_ms"]),
-        f"table sum calibrated (a*sum+b, a={a:.3f}, b={b:.3f} ms, fit on {calibrate} nets; the others)":
-            agreement(rest["calibrated_ms"], rest["measured_ms"]),
-        f"MACs (a*MACs+b fit on all {len(df)} nets)": agreement(df["macs_fit_ms"], df["measured_ms"]),
-        "calibration": {"scale": a, "offset_ms": b, "nets": calibrate},
-    }
+    df = df.assign(macs_fit_ms=m_a * df["macs"] + m_b, calibration_net=[i < calibrate for i in range(len(df))])
+    summary = {"table sum": agreement(df["predicted_ms"], df["measured_ms"])}
+    if calibrate >= 2 and len(df) - calibrate >= 2:
+        fit_rows = df.iloc[:calibrate]
+        c1, c0 = linear_fit(fit_rows["blocks"], fit_rows["measured_ms"] - fit_rows["predicted_ms"])
+        df = df.assign(calibrated_ms=df["predicted_ms"] + c0 + c1 * df["blocks"])
+        rest = df.iloc[calibrate:]
+        name = (f"table sum + c0 + c1*blocks (c0 = {c0 * 1e3:.0f} us, c1 = {c1 * 1e3:.1f} us, fit on "
+                f"{calibrate} nets; scored on the others)")
+        summary[name] = agreement(rest["calibrated_ms"], rest["measured_ms"])
+        summary["calibration"] = {"per_net_ms": c0, "per_block_ms": c1, "nets": calibrate}
+    summary[f"MACs (a*MACs+b fit on all {len(df)} nets)"] = agreement(df["macs_fit_ms"], df["measured_ms"])
+    summary["the same nets measured again (noise floor)"] = agreement(df["remeasured_ms"], df["measured_ms"])
+    return df, summary
 
 
 def check_table(table: LatencyTable, space: SearchSpace, samples: int, device: torch.device, seed: int = 0,
@@ -105,10 +112,10 @@ def check_table(table: LatencyTable, space: SearchSpace, samples: int, device: t
     """Measure `samples` random candidates and score the table (plain and calibrated) and MACs."""
     classes = int((table.meta or {}).get("classes", 10))
     specs = sample_specs(space, samples, seed, classes)
-    log(f"latency check: {len(specs)} random candidates of space {space.name} on "
-        f"{fingerprint_id(device_fingerprint(device))}, batch {table.batch}, {CHECK_REPEATS} repeats each")
-    df, summary = score(measure_sample(table, specs, device, log), min(calibrate, len(specs) - 2))
-    return df, summary
+    log(f"latency check: {len(specs)} random candidates, each measured twice, of space {space.name} on "
+        f"{fingerprint_id(device_fingerprint(device))}, batch {table.batch}, {table.stat} of {CHECK_REPEATS} "
+        "repeats each")
+    return score(measure_sample(table, specs, device, log), calibrate)
 
 
 def report_markdown(summary: dict) -> str:
@@ -131,7 +138,8 @@ def write_check(out: Path, df: pd.DataFrame, summary: dict, header: str) -> None
     high = float(df["measured_ms"].max()) * 1.1
     for ax, column, label in ((axes[0], "predicted_ms", "table sum"), (axes[0], "calibrated_ms", "calibrated"),
                               (axes[1], "macs_fit_ms", "a*MACs+b")):
-        ax.scatter(df["measured_ms"], df[column], s=12, label=label)
+        if column in df:
+            ax.scatter(df["measured_ms"], df[column], s=12, label=label)
     for ax in axes:
         ax.plot([0, high], [0, high], "k-", lw=0.8)
         ax.fill_between([0, high], [0, high * 0.9], [0, high * 1.1], color="0.85", label="+-10 %")

@@ -182,6 +182,11 @@ class LatencyTable:
     space: str = ""
     meta: Optional[dict] = None
 
+    @property
+    def stat(self) -> str:
+        """How each entry's repeats became one number: median or min."""
+        return (self.meta or {}).get("stat", "median")
+
     def predict(self, spec: ArchSpec) -> float:
         """Predicted milliseconds of `spec`: the sum of its pieces' entries.
 
@@ -236,7 +241,8 @@ def fingerprint_warning(table: dict, here: dict, path) -> Optional[str]:
 
 
 def build_table(space: SearchSpace, device: torch.device, batch: int = 1, classes: int = 10,
-                repeats: int = TABLE_REPEATS, log: Callable[[str], None] = print) -> LatencyTable:
+                repeats: int = TABLE_REPEATS, stat: str = "median",
+                log: Callable[[str], None] = print) -> LatencyTable:
     """Time every distinct piece of `space` once, as an isolated module at its input shape.
 
     Args:
@@ -244,19 +250,20 @@ def build_table(space: SearchSpace, device: torch.device, batch: int = 1, classe
         device: where to time.
         batch: images per pass.
         classes: the classifier's width.
-        repeats: timed passes per piece (median kept; after WARMUP untimed ones).
+        repeats: timed passes per piece (after WARMUP untimed ones).
+        stat: median or min of the repeats (kept in the table; its check measures nets alike).
         log: progress lines (i/N and ETA, about every 5 %).
     """
     ops = space_ops(space, classes)
     log(f"latency table for space {space.name}: {len(ops)} distinct pieces (stem, blocks, head) on "
-        f"{fingerprint_id(device_fingerprint(device))}, batch {batch}, {repeats} repeats each")
+        f"{fingerprint_id(device_fingerprint(device))}, batch {batch}, {stat} of {repeats} repeats each")
     entries, start = {}, time.perf_counter()
     for i, op in enumerate(ops, 1):
         module, x = as_timed(op.module(), torch.randn(batch, op.cin, op.hw, op.hw), device)
-        entries[op.key] = time_forward_ms(module, x, device, repeats, WARMUP)
+        entries[op.key] = time_forward_ms(module, x, device, repeats, WARMUP, stat)
         if i == len(ops) or i % max(1, len(ops) // 20) == 0:
             spent = time.perf_counter() - start
             log(f"  {i}/{len(ops)} timed, {fmt_seconds(spent)} so far, ETA {fmt_seconds(spent / i * (len(ops) - i))}")
-    meta = {"repeats": repeats, "warmup": WARMUP, "classes": classes, "seconds": round(time.perf_counter() - start, 1),
+    meta = {"repeats": repeats, "warmup": WARMUP, "stat": stat, "classes": classes, "seconds": round(time.perf_counter() - start, 1),
             "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     return LatencyTable(entries, device_fingerprint(device), batch, space.name, meta)

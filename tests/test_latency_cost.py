@@ -151,3 +151,17 @@ def test_a_macs_search_pins_no_cost_keys_so_older_run_folders_resume():
     latency = SearchConfig(space="tiny", dataset="digits", target_macs=None, out="x", cost="latency",
                            target=5.0)
     assert latency.to_dict()["cost"] == "latency" and latency.objective_fn().target == 5.0
+
+
+def test_latency_check_writes_its_table_csv_and_plot(tiny_table, tmp_path, capsys):
+    out = tmp_path / "check"
+    assert main(["latency", "check", str(tiny_table), "--space", "tiny", "--samples", "4", "--calibrate", "2",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for row in ("| table sum | 4 |", "c0 + c1*blocks", "| MACs (a*MACs+b fit on all 4 nets) | 4 |",
+                "noise floor"):
+        assert row in printed
+    df = pd.read_csv(out / "check.csv")
+    assert len(df) == 4 and df["arch"].is_unique
+    assert (df[["predicted_ms", "measured_ms", "remeasured_ms"]] > 0).all().all()
+    assert (out / "check.png").stat().st_size > 0 and "within +-10 %" in (out / "check.md").read_text()

@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="the table's JSON file (refused if it exists)")
     t.add_argument("--classes", type=POSITIVE_INT, default=10, help="classifier width (default 10)")
     t.add_argument("--repeats", type=POSITIVE_INT, default=20, help="timed passes per entry (default 20)")
+    t.add_argument("--stat", choices=("median", "min"), default="median",
+                   help="one number from the repeats: median, or min (robust when other jobs share the "
+                        "cores); `nas latency check` measures nets the same way (default median)")
     _device_options(t)
     t.set_defaults(func=cmd_table)
     c = steps.add_parser("check", help="predicted vs measured latency (and MACs as a predictor) on "
@@ -27,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--space", required=True, help="the space to sample candidates from")
     c.add_argument("--samples", type=POSITIVE_INT, default=100, help="random candidates (default 100)")
     c.add_argument("--calibrate", type=NON_NEGATIVE_INT, default=10,
-                   help="nets the a*sum+b calibration is fitted on, scored on the others (default 10)")
+                   help="nets the overhead c0 + c1*blocks is fitted on, scored on the others (default 10)")
     c.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="sampling seed (default 0)")
     c.add_argument("--out", help="folder for check.md, check.csv and check.png (default: print only)")
     _device_options(c)
@@ -60,7 +63,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         raise NasError(f"{out} exists; choose another --out (or delete it to rebuild the table)")
     space, device = load_space(args.space), _device(args)
     start = time.perf_counter()
-    table = build_table(space, device, args.batch, args.classes, args.repeats)
+    table = build_table(space, device, args.batch, args.classes, args.repeats, args.stat)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.save(out)
     print(f"wrote {out}: {len(table.entries)} entries in {time.perf_counter() - start:.1f} s")
