@@ -165,3 +165,19 @@ def test_latency_check_writes_its_table_csv_and_plot(tiny_table, tmp_path, capsy
     assert len(df) == 4 and df["arch"].is_unique
     assert (df[["predicted_ms", "measured_ms", "remeasured_ms"]] > 0).all().all()
     assert (out / "check.png").stat().st_size > 0 and "within +-10 %" in (out / "check.md").read_text()
+
+
+def test_pipeline_passes_the_cost_to_its_search(tmp_path):
+    from nas.commands.options import config_from, cost_fields
+    from scaling.pipeline import Pipeline, PipelineConfig
+    args = build_parser().parse_args(["pipeline", "--space", "tiny", "--dataset", "digits", "--cost", "latency",
+                                      "--target", "800us", "--latency-batch", "4", "--out", str(tmp_path / "p")])
+    config = config_from(PipelineConfig, args, phis=(1.0,), **cost_fields(args))
+    search = Pipeline(config)._search_config()
+    assert (search.cost, search.target, search.target_macs, search.latency_batch) == ("latency", 0.8, None, 4)
+    assert search.objective_fn().describe().startswith("reward ACC * (latency / 0.8 ms)^w")
+    # a pipeline.yaml written before --cost existed resumes: the new keys at their defaults may differ
+    old = PipelineConfig(space="tiny", dataset="digits", target_macs=1_000_000, out="x")
+    new_keys = {"cost", "target", "latency_device", "latency_batch", "latency_source", "latency_table"}
+    saved = {k: v for k, v in old.to_dict().items() if k not in new_keys}
+    assert new_keys <= set(old.resumable_in(saved)) and not new_keys & set(old.resumable_in(old.to_dict()))
