@@ -5,7 +5,8 @@ the first, so the two are minutes apart) and compares with the first measurement
 plain sum; the sum plus an overhead per net and per block, c0 + c1*blocks, fitted on the first
 few nets (HELP/nn-Meter-style few-shot calibration, scored only on the other nets); MACs as a
 predictor (latency ~ a*MACs + b fitted on the whole sample, so flattered); and the second
-measurement itself, the noise floor no predictor can beat on a machine shared with other jobs.
+measurement itself, the noise floor no predictor can beat on a machine shared with other jobs;
+and the net's pieces re-timed right after the net, which tells non-additivity from load drift.
 Reported: share within +-10 %, Spearman rho and the median absolute % error.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from .counting import analytic_count
 from .latency import device_fingerprint, fingerprint_id, measure_spec_ms
-from .latency_table import LatencyTable
+from .latency_table import LatencyTable, spec_ops, time_op
 from .progress import fmt_seconds
 from .search.space import SearchSpace
 from .spec import ArchSpec
@@ -57,14 +58,18 @@ def sample_specs(space: SearchSpace, samples: int, seed: int, classes: int) -> l
 
 def measure_sample(table: LatencyTable, specs: list[ArchSpec], device: torch.device,
                    log: Callable[[str], None] = print) -> pd.DataFrame:
-    """One row per net: arch, blocks, MACs, params, predicted (table sum) ms, and measured ms
-    twice (all nets once, then all again)."""
+    """One row per net: arch, blocks, MACs, params, predicted (table sum) ms, measured ms twice
+    (all nets once, then all again) and, right after the first measurement, the net's pieces
+    timed again in isolation (paired_sum_ms: additivity without the drift of the machine's
+    load between the table's build and the check)."""
     rows = [{"arch": spec.arch_string(), "blocks": spec.blocks, "macs": analytic_count(spec).macs,
              "params": analytic_count(spec).params, "predicted_ms": table.predict(spec)} for spec in specs]
     start, total = time.perf_counter(), 2 * len(specs)
     for i, (column, spec) in enumerate([(c, s) for c in ("measured_ms", "remeasured_ms") for s in specs]):
-        rows[i % len(specs)][column] = measure_spec_ms(spec, device, table.batch, repeats=CHECK_REPEATS,
-                                                       stat=table.stat)
+        row = rows[i % len(specs)]
+        row[column] = measure_spec_ms(spec, device, table.batch, repeats=CHECK_REPEATS, stat=table.stat)
+        if column == "measured_ms":
+            row["paired_sum_ms"] = sum(time_op(op, device, table.batch, stat=table.stat) for op in spec_ops(spec))
         if i + 1 == total or (i + 1) % max(1, total // 10) == 0:
             spent = time.perf_counter() - start
             log(f"  {i + 1}/{total} measured, ETA {fmt_seconds(spent / (i + 1) * (total - i - 1))}")
@@ -103,6 +108,8 @@ def score(df: pd.DataFrame, calibrate: int) -> tuple[pd.DataFrame, dict]:
         summary[name] = agreement(rest["calibrated_ms"], rest["measured_ms"])
         summary["calibration"] = {"per_net_ms": c0, "per_block_ms": c1, "nets": calibrate}
     summary[f"MACs (a*MACs+b fit on all {len(df)} nets)"] = agreement(df["macs_fit_ms"], df["measured_ms"])
+    summary["sum of the pieces re-timed right after each net (paired)"] = agreement(df["paired_sum_ms"],
+                                                                                    df["measured_ms"])
     summary["the same nets measured again (noise floor)"] = agreement(df["remeasured_ms"], df["measured_ms"])
     return df, summary
 

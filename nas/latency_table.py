@@ -196,8 +196,9 @@ class LatencyTable:
         total = 0.0
         for op in spec_ops(spec):
             if op.key not in self.entries:
+                hint = f" --classes {op.classes}" if op.kind == "head" else ""
                 raise TableError(f"latency table of space {self.space!r} has no entry for {op.key!r}; "
-                                 "build a table for the space searched (`nas latency table --space S`)")
+                                 f"build one for the space searched (`nas latency table --space S{hint}`)")
             total += self.entries[op.key]
         return total
 
@@ -240,6 +241,13 @@ def fingerprint_warning(table: dict, here: dict, path) -> Optional[str]:
             f"[{fingerprint_id(here)}]; its predictions may not hold here (rebuild it on this device)")
 
 
+def time_op(op: Op, device: torch.device, batch: int = 1, repeats: int = TABLE_REPEATS,
+            stat: str = "median") -> float:
+    """Milliseconds of one piece run alone at its input shape (median or min of `repeats`)."""
+    module, x = as_timed(op.module(), torch.randn(batch, op.cin, op.hw, op.hw), device)
+    return time_forward_ms(module, x, device, repeats, WARMUP, stat)
+
+
 def build_table(space: SearchSpace, device: torch.device, batch: int = 1, classes: int = 10,
                 repeats: int = TABLE_REPEATS, stat: str = "median",
                 log: Callable[[str], None] = print) -> LatencyTable:
@@ -259,8 +267,7 @@ def build_table(space: SearchSpace, device: torch.device, batch: int = 1, classe
         f"{fingerprint_id(device_fingerprint(device))}, batch {batch}, {stat} of {repeats} repeats each")
     entries, start = {}, time.perf_counter()
     for i, op in enumerate(ops, 1):
-        module, x = as_timed(op.module(), torch.randn(batch, op.cin, op.hw, op.hw), device)
-        entries[op.key] = time_forward_ms(module, x, device, repeats, WARMUP, stat)
+        entries[op.key] = time_op(op, device, batch, repeats, stat)
         if i == len(ops) or i % max(1, len(ops) // 20) == 0:
             spent = time.perf_counter() - start
             log(f"  {i}/{len(ops)} timed, {fmt_seconds(spent)} so far, ETA {fmt_seconds(spent / i * (len(ops) - i))}")

@@ -159,11 +159,11 @@ def test_latency_check_writes_its_table_csv_and_plot(tiny_table, tmp_path, capsy
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     for row in ("| table sum | 4 |", "c0 + c1*blocks", "| MACs (a*MACs+b fit on all 4 nets) | 4 |",
-                "noise floor"):
+                "noise floor", "(paired)"):
         assert row in printed
     df = pd.read_csv(out / "check.csv")
     assert len(df) == 4 and df["arch"].is_unique
-    assert (df[["predicted_ms", "measured_ms", "remeasured_ms"]] > 0).all().all()
+    assert (df[["predicted_ms", "measured_ms", "remeasured_ms", "paired_sum_ms"]] > 0).all().all()
     assert (out / "check.png").stat().st_size > 0 and "within +-10 %" in (out / "check.md").read_text()
 
 
