@@ -270,7 +270,9 @@ def build_table(space: SearchSpace, device: torch.device, batch: int = 1, classe
         entries[op.key] = time_op(op, device, batch, repeats, stat)
         if i == len(ops) or i % max(1, len(ops) // 20) == 0:
             spent = time.perf_counter() - start
-            log(f"  {i}/{len(ops)} timed, {fmt_seconds(spent)} so far, ETA {fmt_seconds(spent / i * (len(ops) - i))}")
-    meta = {"repeats": repeats, "warmup": WARMUP, "stat": stat, "classes": classes, "seconds": round(time.perf_counter() - start, 1),
+            log(f"  {i}/{len(ops)} timed, {fmt_seconds(spent)} so far, "
+                f"ETA {fmt_seconds(spent / i * (len(ops) - i))}")
+    meta = {"repeats": repeats, "warmup": WARMUP, "stat": stat, "classes": classes,
+            "seconds": round(time.perf_counter() - start, 1),
             "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     return LatencyTable(entries, device_fingerprint(device), batch, space.name, meta)

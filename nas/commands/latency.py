@@ -81,8 +81,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if table.batch != args.batch:
         raise NasError(f"{args.table} was timed at batch {table.batch}; check it with --batch {table.batch}")
     df, summary = check_table(table, space, args.samples, device, args.seed, args.calibrate)
-    header = (f"Latency check of `{args.table}` (space `{space.name}`) on {fingerprint_id(device_fingerprint(device))}, "
-              f"batch {args.batch}, {len(df)} random candidates (seed {args.seed}), "
+    header = (f"Latency check of `{args.table}` (space `{space.name}`) on "
+              f"{fingerprint_id(device_fingerprint(device))}, batch {args.batch}, {table.stat} of repeats, {len(df)} random candidates (seed {args.seed}), "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
     print(header)
     print(report_markdown(summary))

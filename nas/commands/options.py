@@ -177,7 +177,8 @@ OPTIONS: dict[str, Opt] = {
     "latency_table": _opt("--latency-table",
                           help="lookup table from `nas latency table` (with --latency-source predicted)"),
     "objective": _opt("--objective", choices=("reward", "hard", "pareto"), default="reward",
-                      help="reward: ACC*(MACs/T)^w (default); hard: reject > T untrained; pareto: two objectives"),
+                      help="reward: ACC*(C/T)^w for the --cost C (default); hard: reject C > T untrained; "
+                           "pareto: two objectives"),
     "w": _opt("--w", type=NUMBER, default=-0.07, help="reward exponent w (default -0.07)"),
     "w_above": _opt("--w-above", type=NUMBER, help="exponent above T for an asymmetric reward (default: --w)"),
     "trials": _opt("--trials", type=POSITIVE_INT, default=20, help="candidates to train (default 20)"),
