@@ -28,6 +28,7 @@ from .search.space import SearchSpace
 from .spec import ArchSpec, BatchNormSpec, StageSpec, StemSpec
 
 TABLE_REPEATS = 20  # per entry; isolated blocks take 0.02-0.5 ms at batch 1 and 16 px
+MAX_ENTRIES = 20_000  # ~10 ms per entry at 16 px on one core: cifar16's 824 take ~10 s
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def time_op(op: Op, device: torch.device, batch: int = 1, repeats: int = TABLE_R
 
 
 def build_table(space: SearchSpace, device: torch.device, batch: int = 1, classes: int = 10,
-                repeats: int = TABLE_REPEATS, stat: str = "median",
+                repeats: int = TABLE_REPEATS, stat: str = "median", max_entries: int = MAX_ENTRIES,
                 log: Callable[[str], None] = print) -> LatencyTable:
     """Time every distinct piece of `space` once, as an isolated module at its input shape.
 
@@ -260,9 +261,14 @@ def build_table(space: SearchSpace, device: torch.device, batch: int = 1, classe
         classes: the classifier's width.
         repeats: timed passes per piece (after WARMUP untimed ones).
         stat: median or min of the repeats (kept in the table; its check measures nets alike).
+        max_entries: refuse (before timing anything) a space with more distinct pieces.
         log: progress lines (i/N and ETA, about every 5 %).
     """
     ops = space_ops(space, classes)
+    if len(ops) > max_entries:
+        raise TableError(f"space {space.name} has {len(ops):,} distinct pieces, more than --max-entries "
+                         f"{max_entries:,}; raise it if about {fmt_seconds(len(ops) * 0.01)} (m:ss, at ~10 ms a "
+                         "piece) or more of timing is fine")
     log(f"latency table for space {space.name}: {len(ops)} distinct pieces (stem, blocks, head) on "
         f"{fingerprint_id(device_fingerprint(device))}, batch {batch}, {stat} of {repeats} repeats each")
     entries, start = {}, time.perf_counter()

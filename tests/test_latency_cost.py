@@ -181,3 +181,9 @@ def test_pipeline_passes_the_cost_to_its_search(tmp_path):
     new_keys = {"cost", "target", "latency_device", "latency_batch", "latency_source", "latency_table"}
     saved = {k: v for k, v in old.to_dict().items() if k not in new_keys}
     assert new_keys <= set(old.resumable_in(saved)) and not new_keys & set(old.resumable_in(old.to_dict()))
+
+
+def test_a_table_over_its_entry_limit_is_refused_before_timing(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    assert main(["latency", "table", "--space", "tiny", "--max-entries", "100", "--out", str(out)]) == 2
+    assert "404 distinct pieces" in one_error_line(capsys.readouterr().err) and not out.exists()

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="the table's JSON file (refused if it exists)")
     t.add_argument("--classes", type=POSITIVE_INT, default=10, help="classifier width (default 10)")
     t.add_argument("--repeats", type=POSITIVE_INT, default=20, help="timed passes per entry (default 20)")
+    t.add_argument("--max-entries", type=POSITIVE_INT, default=20_000,
+                   help="refuse a space with more distinct pieces than this, before timing (default 20000)")
     t.add_argument("--stat", choices=("median", "min"), default="median",
                    help="one number from the repeats: median, or min (robust when other jobs share the "
                         "cores); `nas latency check` measures nets the same way (default median)")
@@ -63,7 +65,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         raise NasError(f"{out} exists; choose another --out (or delete it to rebuild the table)")
     space, device = load_space(args.space), _device(args)
     start = time.perf_counter()
-    table = build_table(space, device, args.batch, args.classes, args.repeats, args.stat)
+    table = build_table(space, device, args.batch, args.classes, args.repeats, args.stat, args.max_entries)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.save(out)
     print(f"wrote {out}: {len(table.entries)} entries in {time.perf_counter() - start:.1f} s")
