@@ -182,10 +182,12 @@ class LatencyCost(Cost):
         return f"{value:.3g} ms"
 
     def describe(self) -> str:
-        """E.g. 'latency (measured, cpu, batch 1)' or '(predicted from T.json, ...)'."""
+        """E.g. 'latency (measured, cpu, batch 1, 2 threads)' or '(predicted from T.json, ...)'."""
+        import torch
         s = self.settings
         source = "measured" if s.source == "measured" else f"predicted from {s.table}"
-        return f"latency ({source}, {s.device}, batch {s.batch})"
+        threads = f", {torch.get_num_threads()} threads" if s.device == "cpu" else ""
+        return f"latency ({source}, {s.device}, batch {s.batch}{threads})"
 
 
 def make_cost(kind: str, latency: Optional[LatencySettings] = None, cache: Optional[Path] = None) -> Cost:

@@ -124,7 +124,7 @@ def test_reward_with_measured_latency_and_pareto_with_a_table(tmp_path, tiny_tab
     assert len(trained) == 2 and (trained["cost"] == trained["latency_ms"]).all()  # one measurement
     assert (trained["reward"] == trained["val_acc"] * (trained["cost"] / 5.0) ** -0.07).all()
     summary = (out / "summary.md").read_text()
-    assert "latency (measured, cpu, batch 1)" in summary and "measured latency (ms)" in summary
+    assert "latency (measured, cpu, batch 1, " in summary and "measured latency (ms)" in summary
     assert "latency" in json.loads((out / "cost.json").read_text())["objective"]
 
     out = tmp_path / "pareto"
