@@ -12,7 +12,7 @@ from .options import COST_OPTIONS, add, config_from, cost_fields
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `search` sub-command."""
-    p = sub.add_parser("search", help="search a baseline network for a MACs target")
+    p = sub.add_parser("search", help="search a baseline network for a MACs, params or latency target")
     add(p, "space", *DATA, *COST_OPTIONS, "objective", "w", "w_above", "trials", "sampler", "pruner",
         "seed", "recipe", "storage", "study_name", "heartbeat", "workers", "device", "timeout", "out")
     p.set_defaults(func=cmd_search)
