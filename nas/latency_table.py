@@ -7,6 +7,7 @@ isolated module at its input shape; a prediction is the sum of the spec's entrie
 """
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -128,16 +129,13 @@ def _stage_ops(space: SearchSpace, index: int, inputs: set[int], hw: int) -> Ite
     block (stride, width change) and, when it may repeat, the repeated block."""
     st, act = space.stages[index], space.base.activation
     repeats = max(space.min_repeats, st.repeats + max(st.repeats_delta)) > 1
-    for block, expand in st.block_variants():
-        for kernel in st.kernel:
-            for se in st.se:
-                for skip in st.skip:
-                    for out in stage_widths(space, index):
-                        stage = StageSpec(block, 1, kernel, st.stride, out, expand, se, skip)
-                        for cin in sorted(inputs):
-                            yield block_op(stage, cin, st.stride, hw, act)
-                        if repeats:
-                            yield block_op(stage, out, 1, out_size(hw, st.stride), act)
+    for (block, expand), kernel, se, skip, out in itertools.product(
+            st.block_variants(), st.kernel, st.se, st.skip, sorted(stage_widths(space, index))):
+        stage = StageSpec(block, 1, kernel, st.stride, out, expand, se, skip)
+        for cin in sorted(inputs):
+            yield block_op(stage, cin, st.stride, hw, act)
+        if repeats:
+            yield block_op(stage, out, 1, out_size(hw, st.stride), act)
 
 
 def stage_widths(space: SearchSpace, index: int) -> set[int]:
@@ -170,7 +168,7 @@ class LatencyTable:
     """Measured milliseconds per piece (Op key) on one device, and how they were measured.
 
     Attributes:
-        entries: Op key -> median milliseconds of the isolated piece.
+        entries: Op key -> milliseconds of the isolated piece (median or min of its repeats).
         fingerprint: the device it was measured on (nas.latency.device_fingerprint).
         batch: images per timed pass.
         space: the space it was built for.
