@@ -102,12 +102,14 @@ class LatencySettings:
         batch: images per timed forward pass.
         source: measured (build and time each candidate) or predicted (sum of table entries).
         table: the lookup table's path (predicted only).
+        stat: median or min of the timed repeats (min: robust when other jobs share the cores).
     """
 
     device: str = "cpu"
     batch: int = 1
     source: str = "measured"
     table: Optional[str] = None
+    stat: str = "median"
 
     def __post_init__(self) -> None:
         if self.source not in LATENCY_SOURCES:
@@ -117,6 +119,8 @@ class LatencySettings:
                            "`nas latency table --space S --out T.json`)")
         if self.source == "measured" and self.table:
             raise NasError("--latency-table is read only with --latency-source predicted")
+        if self.stat not in ("median", "min"):
+            raise NasError(f"unknown latency statistic {self.stat!r}; choose median or min")
 
 
 class Cost:
@@ -160,7 +164,7 @@ class LatencyCost(Cost):
     def __init__(self, settings: LatencySettings, cache: Optional[Path] = None) -> None:
         from .latency import LatencyMeter  # torch is loaded only when latency is used
         self.settings = settings
-        self.meter = LatencyMeter(settings.device, settings.batch, cache)
+        self.meter = LatencyMeter(settings.device, settings.batch, cache, settings.stat)
         self._table = None
 
     @property
@@ -187,7 +191,8 @@ class LatencyCost(Cost):
         s = self.settings
         source = "measured" if s.source == "measured" else f"predicted from {s.table}"
         threads = f", {torch.get_num_threads()} threads" if s.device == "cpu" else ""
-        return f"latency ({source}, {s.device}, batch {s.batch}{threads})"
+        stat = ", min of repeats" if s.stat == "min" else ""
+        return f"latency ({source}, {s.device}, batch {s.batch}{threads}{stat})"
 
 
 def make_cost(kind: str, latency: Optional[LatencySettings] = None, cache: Optional[Path] = None) -> Cost:

@@ -147,7 +147,7 @@ def fingerprint_id(fingerprint: dict) -> str:
 
 
 class LatencyCache:
-    """Measured latencies in a JSON file: {fingerprint line: {"b<batch> <canonical arch>": ms}}.
+    """Measured latencies in a JSON file: {fingerprint line: {"b<batch> <stat> <canonical arch>": ms}}.
 
     Every write re-reads the file, merges and replaces it atomically (temp file + os.replace),
     so a crash never leaves half a file; two workers writing at once may drop each other's
@@ -187,10 +187,12 @@ class LatencyMeter:
         device: cpu, cuda or cuda:N (resolved on first use).
         batch: images per pass.
         cache: the cache file (None: measure every time).
+        stat: median or min of the repeats.
     """
 
-    def __init__(self, device: str = "cpu", batch: int = 1, cache: Optional[Path] = None) -> None:
-        self.device_name, self.batch = device, batch
+    def __init__(self, device: str = "cpu", batch: int = 1, cache: Optional[Path] = None,
+                 stat: str = "median") -> None:
+        self.device_name, self.batch, self.stat = device, batch, stat
         self.cache = LatencyCache(cache) if cache is not None else None
 
     @property
@@ -202,11 +204,12 @@ class LatencyMeter:
     def measure(self, spec: ArchSpec) -> float:
         """Milliseconds of one forward pass of `spec` (from the cache when measured before)."""
         device = self.device
-        device_id, key = fingerprint_id(device_fingerprint(device)), f"b{self.batch} {spec.canonical_string()}"
+        device_id = fingerprint_id(device_fingerprint(device))
+        key = f"b{self.batch} {self.stat} {spec.canonical_string()}"
         cached = self.cache.get(device_id, key) if self.cache else None
         if cached is not None:
             return cached
-        ms = measure_spec_ms(spec, device, self.batch)
+        ms = measure_spec_ms(spec, device, self.batch, stat=self.stat)
         if self.cache:
             self.cache.put(device_id, key, ms)
         return ms

@@ -86,6 +86,7 @@ class PipelineConfig:
     latency_batch: int = 1
     latency_source: str = "measured"
     latency_table: Optional[str] = None
+    latency_stat: str = "median"
 
     RESUMABLE = ("device", "data_dir", "workers", "download", "timeout", "heartbeat")
 
@@ -186,7 +187,8 @@ class Pipeline:
                             data_resolution=c.data_resolution, val_fraction=c.val_fraction,
                             timeout=c.timeout, heartbeat=c.heartbeat, cost=c.cost, target=c.target,
                             latency_device=c.latency_device, latency_batch=c.latency_batch,
-                            latency_source=c.latency_source, latency_table=c.latency_table)
+                            latency_source=c.latency_source, latency_table=c.latency_table,
+                            latency_stat=c.latency_stat)
 
     def _grid_config(self) -> GridConfig:
         c = self.config

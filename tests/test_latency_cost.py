@@ -106,12 +106,13 @@ def test_hard_latency_budget_rejects_before_any_training(tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "train", no_training)
     out = tmp_path / "hard"
     assert main([*SEARCH, "--objective", "hard", "--cost", "latency", "--target", "1us", "--trials", "1",
-                 "--out", str(out)]) == 0
+                 "--latency-stat", "min", "--out", str(out)]) == 0
     df = pd.read_csv(out / "trials.csv")
     assert len(df) == engine.NON_TRAINING_CAP and (df["status"] == "rejected").all()
     assert (df["cost"] > 0.001).all() and df["val_acc"].isna().all() and df["images_seen"].isna().all()
     cache = json.loads((out / "latency_cache.json").read_text())
     measured = next(iter(cache.values()))
+    assert all(key.startswith("b1 min ") for key in measured)  # --latency-stat min, batch 1
     assert set(df["cost"]) <= set(measured.values())  # each rejection was measured (or cached) first
     assert json.loads((out / "cost.json").read_text())["trained"] == 0
 
@@ -146,7 +147,7 @@ def test_reward_with_measured_latency_and_pareto_with_a_table(tmp_path, tiny_tab
 def test_a_macs_search_pins_no_cost_keys_so_older_run_folders_resume():
     config = SearchConfig(space="tiny", dataset="digits", target_macs=2_000_000, out="x")
     pinned = config.to_dict()
-    assert not {"cost", "target", "latency_device", "latency_source", "latency_table"} & set(pinned)
+    assert not {"cost", "target", "latency_device", "latency_source", "latency_table", "latency_stat"} & set(pinned)
     assert SearchConfig(**pinned) == config
     latency = SearchConfig(space="tiny", dataset="digits", target_macs=None, out="x", cost="latency",
                            target=5.0)
@@ -178,7 +179,8 @@ def test_pipeline_passes_the_cost_to_its_search(tmp_path):
     assert search.objective_fn().describe().startswith("reward ACC * (latency / 0.8 ms)^w")
     # a pipeline.yaml written before --cost existed resumes: the new keys at their defaults may differ
     old = PipelineConfig(space="tiny", dataset="digits", target_macs=1_000_000, out="x")
-    new_keys = {"cost", "target", "latency_device", "latency_batch", "latency_source", "latency_table"}
+    new_keys = {"cost", "target", "latency_device", "latency_batch", "latency_source", "latency_table",
+                "latency_stat"}
     saved = {k: v for k, v in old.to_dict().items() if k not in new_keys}
     assert new_keys <= set(old.resumable_in(saved)) and not new_keys & set(old.resumable_in(old.to_dict()))
 

@@ -174,6 +174,9 @@ OPTIONS: dict[str, Opt] = {
     "latency_source": _opt("--latency-source", choices=("measured", "predicted"), default="measured",
                            help="measured: build and time each candidate (cached in OUT/latency_cache.json); "
                                 "predicted: sum of --latency-table entries"),
+    "latency_stat": _opt("--latency-stat", choices=("median", "min"), default="median",
+                         help="one number from the timed repeats: median, or min (robust when other jobs "
+                              "share the cores; see results/latency-cpu)"),
     "latency_table": _opt("--latency-table",
                           help="lookup table from `nas latency table` (with --latency-source predicted)"),
     "objective": _opt("--objective", choices=("reward", "hard", "pareto"), default="reward",
@@ -223,8 +226,8 @@ def add(parser: argparse.ArgumentParser, *names: str, helps: Optional[dict[str, 
         parser.add_argument(*opt.flags, dest=name, help=help_text, **kwargs)
 
 
-COST_OPTIONS = ("target_macs", "cost", "target", "latency_device", "latency_batch", "latency_source",
-                "latency_table")
+COST_OPTIONS = ("target_macs", "cost", "target", "latency_device", "latency_batch", "latency_stat",
+                "latency_source", "latency_table")
 
 
 def cost_fields(args: argparse.Namespace) -> dict[str, Any]:

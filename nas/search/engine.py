@@ -38,7 +38,7 @@ TRAINED = Status.spent_training()  # statuses that spent training compute
 NON_TRAINING_CAP = 20  # stop after this many rejected/duplicate samples per wanted trial
 LATENCY_CACHE = "latency_cache.json"
 COST_DEFAULTS = {"cost": "macs", "target": None, "latency_device": "cpu", "latency_source": "measured",
-                 "latency_table": None}  # settings added after search.yaml files existed
+                 "latency_table": None, "latency_stat": "median"}  # added after search.yaml files existed
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class SearchConfig:
     latency_device: str = "cpu"
     latency_source: str = "measured"  # measured | predicted (from latency_table)
     latency_table: Optional[str] = None
+    latency_stat: str = "median"  # median | min of the timed repeats
 
     # settings that may change between runs of the same search (the rest may not)
     RESUMABLE = ("trials", "workers", "device", "data_dir", "timeout", "download", "heartbeat")
@@ -93,7 +94,8 @@ class SearchConfig:
 
     def latency_settings(self) -> LatencySettings:
         """How latency is measured or predicted (the latency cost, and latency_ms for reports)."""
-        return LatencySettings(self.latency_device, self.latency_batch, self.latency_source, self.latency_table)
+        return LatencySettings(self.latency_device, self.latency_batch, self.latency_source, self.latency_table,
+                               self.latency_stat)
 
     def cost_fn(self) -> Cost:
         """The cost searched with; measured latencies are cached in OUT/latency_cache.json."""
@@ -175,7 +177,8 @@ class TrialRunner:
         # latency_ms of trained candidates: on the latency device for a latency search (where the
         # cost's own measurements are cached), else on the training device as before
         self.meter = (self.cost.meter if config.cost == "latency"
-                      else LatencyMeter(str(self.device), config.latency_batch, Path(config.out) / LATENCY_CACHE))
+                      else LatencyMeter(str(self.device), config.latency_batch, Path(config.out) / LATENCY_CACHE,
+                                        config.latency_stat))
         prefix = f"[w{worker}] " if config.workers > 1 else ""
         self.progress = ProgressLine(config.trials, log, prefix=f"{prefix}trial ")
 
