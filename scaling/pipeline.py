@@ -53,7 +53,7 @@ class PipelineConfig:
 
     space: str
     dataset: str
-    target_macs: int
+    target_macs: Optional[int]  # the search's MACs target; None when it searches another cost
     out: str
     trials: int = 20
     baselines: str = "matched"  # the search's --baselines (none, as-is, matched)
@@ -86,6 +86,13 @@ class PipelineConfig:
     evaluator: Optional[str] = None         # the search's --evaluator (None: train with --recipe)
     prefilter: Optional[str] = None         # the search's two-stage --prefilter
     prefilter_trials: Optional[int] = None
+    cost: str = "macs"  # the search's cost and its target (nas.costs; see SearchConfig)
+    target: Optional[float] = None
+    latency_device: str = "cpu"
+    latency_batch: int = 1
+    latency_source: str = "measured"
+    latency_table: Optional[str] = None
+    latency_stat: str = "median"
 
     RESUMABLE = ("device", "data_dir", "workers", "download", "timeout", "heartbeat")
 
@@ -186,7 +193,10 @@ class Pipeline:
                             data_dir=c.data_dir, workers=c.workers, download=c.download,
                             data_resolution=c.data_resolution, val_fraction=c.val_fraction,
                             timeout=c.timeout, heartbeat=c.heartbeat, evaluator=c.evaluator,
-                            prefilter=c.prefilter, prefilter_trials=c.prefilter_trials)
+                            prefilter=c.prefilter, prefilter_trials=c.prefilter_trials, cost=c.cost,
+                            target=c.target, latency_device=c.latency_device, latency_batch=c.latency_batch,
+                            latency_source=c.latency_source, latency_table=c.latency_table,
+                            latency_stat=c.latency_stat)
 
     def _grid_config(self) -> GridConfig:
         c = self.config

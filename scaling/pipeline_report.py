@@ -86,6 +86,11 @@ def _baseline_note(pipeline) -> str:
     won = pipeline.searched_baseline()
     return (f" (baseline `{won}` rescaled to the target's MACs; the best sampled candidate is "
             f"`search/best_sampled.yaml`)" if won else "")
+def _search_target(c) -> str:
+    """'target 1,500,000 MACs', or the latency/params target the search was run with."""
+    if c.cost == "macs":
+        return f"target {c.target_macs:,} MACs"
+    return f"cost {c.cost}, target {c.target:g}{' ms' if c.cost == 'latency' else ' params'}"
 
 
 def write_report(pipeline) -> Path:
@@ -119,7 +124,7 @@ def write_report(pipeline) -> Path:
 
 ## Steps
 
-1. **Search** ({c.trials} candidates, target {c.target_macs:,} MACs, objective `{c.objective}`, proxy
+1. **Search** ({c.trials} candidates, {_search_target(c)}, objective `{c.objective}`, proxy
    `{c.recipe}`): base `search/best.yaml` = `{pipeline.base_spec().arch_string()}`{_baseline_note(pipeline)}.
    {cost_line(cost)}.
 2. **Grid** at phi = 1 over {len(grid)} networks within {c.grid_tolerance} of 2x realised MACs: alpha =

@@ -51,6 +51,11 @@ def _macs(text: str) -> int:
     return parse_macs(text)
 
 
+def _target(text: str):
+    from ..costs import parse_target
+    return parse_target(text)
+
+
 def _seeds(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(s) for s in text.split(",") if s.strip())
@@ -93,6 +98,7 @@ POSITIVE = _finite(float, 0, low_open=True)
 NON_NEGATIVE = _finite(float, 0)
 FRACTION = _finite(float, 0, low_open=True, below=1)
 MACS = _parse_with(_macs)
+TARGET = _parse_with(_target)
 SEEDS = _parse_with(_seeds)
 ONE_SEED = _parse_with(_one_seed)
 SEED_COUNT = _parse_with(_seed_count)
@@ -159,10 +165,29 @@ OPTIONS: dict[str, Opt] = {
                     help="start no new trial after this many seconds; outputs are written, re-run to go on"),
     # search
     "space": _opt("--space", required=True, help="search space: mnasnet, cifar, tiny, or a YAML file"),
-    "target_macs": _opt("--target-macs", required=True, type=MACS,
-                        help="MACs target T (the paper's FLOPs), e.g. 400M, 1.5M or 116167168"),
+    "target_macs": _opt("--target-macs", type=MACS,
+                        help="MACs target T (the paper's FLOPs), e.g. 400M, 1.5M or 116167168; the same "
+                             "as --cost macs --target 400M"),
+    "cost": _opt("--cost", choices=("macs", "params", "latency"), default="macs",
+                 help="what the objective weighs against accuracy: analytic MACs or params, or latency "
+                      "on --latency-device"),
+    "target": _opt("--target", type=TARGET,
+                   help="cost target T with its unit: 800k or 1.2M (macs, params), 5ms, 0.5s or 800us (latency)"),
+    "latency_device": _opt("--latency-device", choices=("cpu", "cuda"), default="cpu",
+                           help="device latency is measured on (--cost latency; torch's CPU threads)"),
+    "latency_batch": _opt("--latency-batch", type=POSITIVE_INT, default=1,
+                          help="images per timed forward pass (default 1)"),
+    "latency_source": _opt("--latency-source", choices=("measured", "predicted"), default="measured",
+                           help="measured: build and time each candidate (cached in OUT/latency_cache.json); "
+                                "predicted: sum of --latency-table entries"),
+    "latency_stat": _opt("--latency-stat", choices=("median", "min"), default="median",
+                         help="one number from the timed repeats: median, or min (robust when other jobs "
+                              "share the cores; see results/latency-cpu)"),
+    "latency_table": _opt("--latency-table",
+                          help="lookup table from `nas latency table` (with --latency-source predicted)"),
     "objective": _opt("--objective", choices=("reward", "hard", "pareto"), default="reward",
-                      help="reward: ACC*(MACs/T)^w (default); hard: reject > T untrained; pareto: two objectives"),
+                      help="reward: ACC*(C/T)^w for the --cost C (default); hard: reject C > T untrained; "
+                           "pareto: two objectives"),
     "w": _opt("--w", type=NUMBER, default=-0.07, help="reward exponent w (default -0.07)"),
     "w_above": _opt("--w-above", type=NUMBER, help="exponent above T for an asymmetric reward (default: --w)"),
     "trials": _opt("--trials", type=POSITIVE_INT, default=20, help="candidates to train (default 20)"),
@@ -217,6 +242,18 @@ def add(parser: argparse.ArgumentParser, *names: str, helps: Optional[dict[str, 
         if kwargs.get("default") not in (None, False) and "default" not in help_text:
             help_text += f" (default {kwargs['default']})"
         parser.add_argument(*opt.flags, dest=name, help=help_text, **kwargs)
+
+
+COST_OPTIONS = ("target_macs", "cost", "target", "latency_device", "latency_batch", "latency_stat",
+                "latency_source", "latency_table")
+
+
+def cost_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """target_macs and target for a search config from --cost, --target and --target-macs
+    (nas.costs.resolve_target: one line when they are missing, disagree or have the wrong unit)."""
+    from ..costs import resolve_target
+    target_macs, target = resolve_target(args.cost, args.target, args.target_macs)
+    return {"target_macs": target_macs, "target": target}
 
 
 def config_from(cls: type, args: argparse.Namespace, **extra: Any) -> Any:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SEEDS, add, config_from
+from .options import (COST_OPTIONS, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, SEEDS, add, config_from,
+                      cost_fields)
 
 
 PIPELINE_HELPS = {
@@ -19,7 +20,7 @@ PIPELINE_HELPS = {
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `nas pipeline`."""
     p = sub.add_parser("pipeline", help="search -> grid -> emission -> training -> report, resumable")
-    add(p, "space", "dataset", "data_dir", "download", "target_macs", "trials", "baselines", "objective",
+    add(p, "space", "dataset", "data_dir", "download", *COST_OPTIONS, "trials", "baselines", "objective",
         "sampler", "seed", "recipe", "resolution_multiple", "workers", "device", "out")
     add(p, "evaluator", "prefilter", "prefilter_trials")
     add(p, "phi", phi="1,2,3")
@@ -56,7 +57,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     targets = tuple(parse_targets(args.study_targets)) if args.study_targets else ()
     config = config_from(PipelineConfig, args, phis=tuple(parse_phis(args.phi)),
-                         grid_closest=args.grid_closest or None, study_targets=targets)
+                         grid_closest=args.grid_closest or None, study_targets=targets, **cost_fields(args))
     report = Pipeline(config).run()
     if report is None:  # a step stopped at --timeout; it said so
         return 0

@@ -8,13 +8,13 @@ from ..search.engine import SearchConfig, run_search
 from ..search.report import SAMPLED_FILE, cost_line, write_outputs
 from ..search.space import load_space
 from .common import DATA
-from .options import add, config_from
+from .options import COST_OPTIONS, add, config_from, cost_fields
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `search` sub-command."""
-    p = sub.add_parser("search", help="search a baseline network for a MACs target")
-    add(p, "space", *DATA, "target_macs", "objective", "w", "w_above", "trials", "baselines", "evaluator",
+    p = sub.add_parser("search", help="search a baseline network for a MACs, params or latency target")
+    add(p, "space", *DATA, *COST_OPTIONS, "objective", "w", "w_above", "trials", "baselines", "evaluator",
         "prefilter", "prefilter_trials", "sampler", "pruner",
         "seed", "recipe", "storage", "study_name", "heartbeat", "workers", "device", "timeout", "out")
     p.set_defaults(func=cmd_search)
@@ -22,14 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """`nas search`: run or resume a search, then write its trials, Pareto front, best spec and report."""
-    config = config_from(SearchConfig, args)
+    config = config_from(SearchConfig, args, **cost_fields(args))
     study = run_search(config)
     summary = write_outputs(study, config, load_space(config.space))
     best = summary["best"]
     if best:
         kind = f" (baseline {best['baseline']})" if best["baseline"] else ""
+        latency = f", {best['latency_ms']:.3g} ms measured" if best.get("latency_ms") is not None else ""
         print(f"best: trial #{best['trial']}{kind} val {best['val_acc'] * 100:.2f}% at "
-              f"{best['macs'] / 1e6:.2f} M MACs (reward {best['reward']:.4f}) -> {args.out}/best.yaml")
+              f"{best['macs'] / 1e6:.2f} M MACs{latency} (reward {best['reward']:.4f}) -> {args.out}/best.yaml")
         if best["baseline"]:
             print(f"the search found no sampled candidate better than baseline {best['baseline']} at "
                   f"this budget (summary.md compares the best sampled one with it)")

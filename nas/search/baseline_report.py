@@ -45,13 +45,15 @@ def bests(df: pd.DataFrame, objective: Objective, best_row: BestRow) -> Bests:
 
 
 def entry(row: Optional[pd.Series], objective: Objective) -> Optional[dict[str, Any]]:
-    """One best as plain data (summary.json): trial, arch, MACs, params, accuracy, reward and
-    the baseline's name (None for a sampled candidate)."""
+    """One best as plain data (summary.json): trial, arch, MACs, params, the searched cost,
+    measured latency, accuracy, reward and the baseline's name (None for a sampled candidate)."""
     if row is None:
         return None
+    latency = row.get("latency_ms")
     return {"trial": int(row["number"]), "arch": row["arch"], "macs": int(row["macs"]),
-            "params": int(row["params"]), "val_acc": float(row["val_acc"]),
-            "reward": float(objective.reward(row["val_acc"], row["macs"])),
+            "params": int(row["params"]), "cost": float(row["cost"]),
+            "latency_ms": None if pd.isna(latency) else float(latency), "val_acc": float(row["val_acc"]),
+            "reward": float(objective.reward(row["val_acc"], row["cost"])),
             "baseline": None if pd.isna(row.get("baseline")) else str(row["baseline"])}
 
 

@@ -95,7 +95,7 @@ def _matched(space: SearchSpace, name: str, params: dict, spec: ArchSpec,
              objective: Objective) -> Optional[QueuedBaseline]:
     from scaling.single import match_to_macs
 
-    target = objective.target
+    target = int(objective.target)
     chosen = match_to_macs(spec, target, MATCH_BY)
     if objective.rejects(analytic_macs(chosen.spec)):  # hard budget: the achievable net below it
         if chosen.below <= 0:
@@ -125,18 +125,23 @@ def plan_baselines(space: SearchSpace, mode: str, objective: Objective, num_clas
         num_classes: the data set's classes.
         log: where a skipped baseline is reported.
     """
+    if mode == "matched" and objective.cost.kind != "macs":
+        # the equal-cost solver matches MACs; a params or latency target keeps the baselines' sizes
+        log(f"note: --baselines matched rescales to a MACs target; with --cost {objective.cost.kind} "
+            f"the baselines are queued at their own sizes")
+        mode = "as-is"
     queued = []
     for name, params in (space.baseline_params() if mode != "none" else ()):
         spec = space.to_spec(params, num_classes=num_classes, name=name)
         if mode == "as-is":
-            entry = None if objective.rejects(analytic_macs(spec)) else QueuedBaseline(
+            entry = None if objective.rejects(objective.cost.of(spec)) else QueuedBaseline(
                 name, "as-is", dict(params), spec, False)
         else:
             entry = _matched(space, name, params, spec, objective)
         if entry is None:
             why = "no width of it fits" if mode == "matched" else "--baselines as-is keeps its size"
             log(f"baseline {name} ({analytic_macs(spec) / 1e6:.2f} M MACs) skipped: over the "
-                f"{objective.target:,}-MAC hard budget and {why}")
+                f"{objective.target:,g} {objective.cost.label} hard budget and {why}")
             continue
         queued.append(entry)
     return queued

@@ -25,12 +25,12 @@ from typing import Any, Callable, Optional
 import optuna
 import torch
 
-from ..builder import build
+from ..costs import Cost, LatencySettings, Target, make_cost, resolve_target
 from ..counting import analytic_count
 from ..data import load_dataset
 from ..data.fit import check_data_resolution, native_resolution_note
 from ..evaluators import resolve_evaluator
-from ..latency import measure_latency_ms
+from ..latency import LatencyMeter
 from ..preflight import check_memory_of
 from ..recipe import resolve_recipe
 from ..study import (ProgressLine, Status, StudyPlan, count_statuses, finished_with,
@@ -48,6 +48,9 @@ SAMPLERS = ("tpe", "nsga2", "random")
 PRUNERS = ("median", "halving", "none")
 TRAINED = Status.spent_training()  # statuses that spent training compute
 NON_TRAINING_CAP = 20  # stop after this many rejected/duplicate samples per wanted trial
+LATENCY_CACHE = "latency_cache.json"
+COST_DEFAULTS = {"cost": "macs", "target": None, "latency_device": "cpu", "latency_source": "measured",
+                 "latency_table": None, "latency_stat": "median"}  # added after search.yaml files existed
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class SearchConfig:
 
     space: str
     dataset: str
-    target_macs: int
+    target_macs: Optional[int]  # the MACs target (cost macs); None for the other costs
     out: str
     objective: str = "reward"
     w: float = -0.07
@@ -84,6 +87,12 @@ class SearchConfig:
     evaluator: Optional[str] = None        # judge candidates with it instead of training (nas.evaluators)
     prefilter: Optional[str] = None        # two-stage: score prefilter_trials candidates, train the best
     prefilter_trials: Optional[int] = None
+    cost: str = "macs"  # macs | params | latency (nas.costs)
+    target: Optional[float] = None  # the params or latency (ms) target; MACs use target_macs
+    latency_device: str = "cpu"
+    latency_source: str = "measured"  # measured | predicted (from latency_table)
+    latency_table: Optional[str] = None
+    latency_stat: str = "median"  # median | min of the timed repeats
 
     # settings that may change between runs of the same search (the rest may not)
     RESUMABLE = ("trials", "workers", "device", "data_dir", "timeout", "download", "heartbeat")
@@ -99,18 +108,32 @@ class SearchConfig:
             raise SearchError("--prefilter-trials needs --prefilter NAME and must be at least --trials")
         if self.baselines is not None and self.baselines not in MODES:
             raise SearchError(f"unknown --baselines {self.baselines!r}; choose one of {', '.join(MODES)}")
+        resolve_target(self.cost, None if self.target is None else Target(self.target, self.cost == "latency"),
+                       self.target_macs)
+        self.latency_settings()  # refuses a predicted source without a table
+
+    def latency_settings(self) -> LatencySettings:
+        """How latency is measured or predicted (the latency cost, and latency_ms for reports)."""
+        return LatencySettings(self.latency_device, self.latency_batch, self.latency_source, self.latency_table,
+                               self.latency_stat)
+
+    def cost_fn(self) -> Cost:
+        """The cost searched with; measured latencies are cached in OUT/latency_cache.json."""
+        return make_cost(self.cost, self.latency_settings(), Path(self.out) / LATENCY_CACHE)
 
     def objective_fn(self) -> Objective:
         """The Objective (reward, hard or pareto) these settings describe."""
-        return Objective(self.objective, self.target_macs, self.w, self.w_above)
+        target = self.target_macs if self.cost == "macs" else self.target
+        return Objective(self.objective, target, self.w, self.w_above, self.cost_fn())
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (what is pinned in search.yaml); a run pinned before --baselines
-        existed (baselines None, see `baselines.with_pinned_mode`) keeps that key out."""
-        settings = dataclasses.asdict(self)
+        """Plain-data form (what is pinned in search.yaml). The cost settings are left out at
+        their defaults, and `baselines` when it is None (a run pinned before --baselines existed,
+        see `baselines.with_pinned_mode`), so older folders resume unchanged."""
+        d = dataclasses.asdict(self)
         if self.baselines is None:
-            del settings["baselines"]
-        return settings
+            del d["baselines"]
+        return {k: v for k, v in d.items() if k not in COST_DEFAULTS or v != COST_DEFAULTS[k]}
 
     @property
     def name(self) -> str:
@@ -161,6 +184,7 @@ class TrialRunner:
                  log: Callable[[str], None]) -> None:
         self.config, self.space, self.worker, self.log = config, space, worker, log
         self.objective = config.objective_fn()
+        self.cost = self.objective.cost
         self.dataset = load_dataset(config.dataset, data_dir=config.data_dir,
                                     resolution=config.data_resolution or space.base.resolution,
                                     val_fraction=config.val_fraction, download=config.download)
@@ -174,6 +198,11 @@ class TrialRunner:
             device = f"cuda:{worker % n_gpus}"  # one worker per GPU
         self.device = resolve_device(device)
         self.runtime = Runtime(device=str(self.device), quiet=True)
+        # latency_ms of trained candidates: on the latency device for a latency search (where the
+        # cost's own measurements are cached), else on the training device as before
+        self.meter = (self.cost.meter if config.cost == "latency"
+                      else LatencyMeter(str(self.device), config.latency_batch, Path(config.out) / LATENCY_CACHE,
+                                        config.latency_stat))
         prefix = f"[w{worker}] " if config.workers > 1 else ""
         self.progress = ProgressLine(config.trials, log, prefix=f"{prefix}trial ")
         self.evaluator = resolve_evaluator(config.evaluator, str(self.device)) if config.evaluator else None
@@ -183,30 +212,31 @@ class TrialRunner:
         spec = trial_spec(self.space, trial.user_attrs, self.space.suggest(trial),
                           self.dataset.num_classes, f"{self.space.name}-t{trial.number}")
         count = analytic_count(spec)
+        cost = self.cost.of(spec)  # MACs, params or latency: what the objective weighs
         set_attrs(trial, arch=spec.arch_string(), key=spec.canonical_string(), macs=count.macs,
-                  params=count.params, worker=self.worker, device=str(self.device))
+                  params=count.params, cost=cost, worker=self.worker, device=str(self.device))
         if self.objective.mode == "hard":
-            trial.set_constraint("macs_over_target", float(count.macs - self.objective.target))
-        if self.objective.rejects(count.macs):
+            trial.set_constraint(f"{self.cost.kind}_over_target", float(cost - self.objective.target))
+        if self.objective.rejects(cost):
             set_attrs(trial, status=Status.REJECTED, seconds=time.perf_counter() - start)
             self._say(trial, "rejected", count.macs, None, None, start)
-            return self._value(0.0, count.macs)
+            return self._value(0.0, cost)
         previous = finished_with(trial.study, spec.canonical_string(),
                                  (Status.TRAINED.value, Status.DIVERGED.value))
         if previous is not None:
             return self._reuse(trial, previous, count.macs, start)
         if self.evaluator is not None:
-            return self._score(trial, spec, count.macs, start)
-        return self._train(trial, spec, count.macs, start)
+            return self._score(trial, spec, count.macs, cost, start)
+        return self._train(trial, spec, count.macs, cost, start)
 
-    def _score(self, trial: optuna.Trial, spec, macs: int, start: float) -> Any:
+    def _score(self, trial: optuna.Trial, spec, macs: int, cost: float, start: float) -> Any:
         """--evaluator: its score takes the place of the proxy's validation accuracy."""
         score = self.evaluator.score(spec, self.dataset, "val", self.config.seed)
-        reward = self.objective.reward(score.value, macs)
+        reward = self.objective.reward(score.value, cost)
         set_attrs(trial, evaluator=self.evaluator.name, evaluator_seconds=score.seconds)
         self._finish(trial, Status.TRAINED, score.value, reward, int(score.details.get("epochs", 0)), start)
         self._say(trial, Status.TRAINED.value, macs, score.value, reward, start)
-        return self._value(score.value if self.objective.mode == "pareto" else reward, macs)
+        return self._value(score.value if self.objective.mode == "pareto" else reward, cost)
 
     def _reuse(self, trial: optuna.Trial, previous: optuna.trial.FrozenTrial, macs: int,
                start: float) -> Any:
@@ -217,31 +247,29 @@ class TrialRunner:
                   previous.user_attrs.get("val_acc"), previous.user_attrs.get("reward"), start)
         return previous.values if len(previous.values) > 1 else previous.values[0]
 
-    def _train(self, trial: optuna.Trial, spec, macs: int, start: float) -> Any:
-        model = build(spec).to(self.device)
-        trial.set_user_attr("latency_ms", measure_latency_ms(
-            model, spec.resolution, self.device, batch=self.config.latency_batch))
-        del model
+    def _train(self, trial: optuna.Trial, spec, macs: int, cost: float, start: float) -> Any:
+        trial.set_user_attr("latency_ms", self.meter.measure(spec))
         try:
             result = train(spec, self.dataset, self.recipe, runtime=self.runtime,
-                           callback=self._pruning_callback(trial, macs, start))
+                           callback=self._pruning_callback(trial, macs, cost, start))
         except TrainError as exc:
             set_attrs(trial, status=Status.FAILED, error=str(exc))
             self.log(f"trial #{trial.number}: failed: {exc}")
             raise
         acc = result.val_acc if result.status == "completed" and result.val_acc is not None else 0.0
-        reward = self.objective.reward(acc, macs)
+        reward = self.objective.reward(acc, cost)
         status = Status.TRAINED if result.status == "completed" else Status.DIVERGED
         self._finish(trial, status, acc, reward, result.epochs_run, start)
         self._say(trial, status.value, macs, acc, reward, start)
-        return self._value(acc if self.objective.mode == "pareto" else reward, macs)
+        return self._value(acc if self.objective.mode == "pareto" else reward, cost)
 
-    def _pruning_callback(self, trial: optuna.Trial, macs: int, start: float) -> Callable[[dict], None]:
+    def _pruning_callback(self, trial: optuna.Trial, macs: int, cost: float,
+                          start: float) -> Callable[[dict], None]:
         def report(metrics: dict) -> None:
             acc = metrics["val_acc"]
             if acc is None or self.objective.mode == "pareto":
                 return
-            reward = self.objective.reward(acc, macs)
+            reward = self.objective.reward(acc, cost)
             trial.report(reward, metrics["epoch"])
             if trial.should_prune():
                 self._finish(trial, Status.PRUNED, acc, reward, metrics["epoch"], start)
@@ -249,8 +277,8 @@ class TrialRunner:
                 raise optuna.TrialPruned()
         return report
 
-    def _value(self, score: float, macs: int) -> Any:
-        return (score, float(macs)) if self.objective.mode == "pareto" else score
+    def _value(self, score: float, cost: float) -> Any:
+        return (score, float(cost)) if self.objective.mode == "pareto" else score
 
     def _finish(self, trial: optuna.Trial, status: Status, acc: float, reward: float, epochs: int,
                 start: float) -> None:
@@ -263,8 +291,9 @@ class TrialRunner:
         done = trained + (1 if status in TRAINED or status.startswith("pruned") else 0)
         acc_s = f"val {acc * 100:5.2f}%" if acc is not None else "val   -   "
         rew_s = f"reward {reward:.4f}" if reward is not None else ""
+        cost_s = "" if self.cost.kind == "macs" else f"{self.cost.fmt(trial.user_attrs['cost']):>10s}  "
         self.progress.say(done, f"#{trial.number:<3d} {status:<10s} {macs / 1e6:8.2f} M MACs  "
-                                f"{acc_s}  {rew_s}", time.perf_counter() - start)
+                                f"{cost_s}{acc_s}  {rew_s}", time.perf_counter() - start)
 
 
 def _stop_when_done(config: SearchConfig) -> Callable[[optuna.Study, Any], None]:
@@ -320,7 +349,7 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     note = native_resolution_note(dataset, space.base.resolution)
     if note:
         log(note)
-    if objective.target < low:
+    if config.cost == "macs" and objective.target < low:
         raise SearchError(f"target {objective.target:,} MACs is below the smallest candidate of space "
                           f"{space.name}: {low:,} MACs ({low / 1e6:.2f} M); raise --target-macs to at "
                           f"least that, or search a smaller space")

@@ -19,8 +19,8 @@ from .objectives import Objective
 from .space import SearchSpace
 
 COLUMNS = ["number", "state", "status", "baseline", "baseline_mode", "baseline_target", "baseline_gap_pct",
-           "arch", "macs", "params", "val_acc", "reward", "latency_ms", "seconds", "epochs", "images_seen",
-           "duplicate_of", "retry_of", "worker"]
+           "arch", "macs", "params", "cost", "val_acc", "reward", "latency_ms", "seconds", "epochs",
+           "images_seen", "duplicate_of", "retry_of", "worker"]
 SAMPLED_FILE = "best_sampled.yaml"  # written when the best is a baseline: the best sampled candidate
 
 
@@ -29,6 +29,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     rows = []
     for t in study.get_trials(deepcopy=False):
         row = {"number": t.number, "state": t.state.name, **t.user_attrs}
+        row.setdefault("cost", row.get("macs"))  # searches made before --cost weighed MACs
         if t.system_attrs.get("retry_history"):  # queued again by Optuna after a stale heartbeat
             row["retry_of"] = t.system_attrs["retry_history"][-1]
         rows.append({c: row.get(c) for c in COLUMNS})
@@ -41,8 +42,9 @@ def trained(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def pareto_front(df: pd.DataFrame) -> pd.DataFrame:
-    """Non-dominated candidates: no other is at least as accurate with at most the MACs."""
-    pool = trained(df).sort_values(["macs", "val_acc"], ascending=[True, False])
+    """Non-dominated candidates: no other is at least as accurate at no more cost (the cost
+    searched with: MACs, params or latency)."""
+    pool = trained(df).sort_values(["cost", "val_acc"], ascending=[True, False])
     keep, best = [], -1.0
     for idx, row in pool.iterrows():
         if row["val_acc"] > best:
@@ -55,10 +57,10 @@ def best_row(df: pd.DataFrame, objective: Objective) -> Optional[pd.Series]:
     """Highest reward (in Pareto mode: the front member the reward formula prefers)."""
     pool = pareto_front(df) if objective.mode == "pareto" else trained(df)
     if objective.mode == "hard":
-        pool = pool[pool["macs"] <= objective.target]
+        pool = pool[pool["cost"] <= objective.target]
     if pool.empty:
         return None
-    scores = pool.apply(lambda r: objective.reward(r["val_acc"], r["macs"]), axis=1)
+    scores = pool.apply(lambda r: objective.reward(r["val_acc"], r["cost"]), axis=1)
     return pool.loc[scores.idxmax()]
 
 
@@ -164,7 +166,8 @@ def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace)
     else:  # a resumed search whose best is no longer a baseline
         (out / SAMPLED_FILE).unlink(missing_ok=True)
     summary = {"best": entry(best, objective), "best_sampled": entry(found.sampled, objective),
-               "best_baseline": entry(found.baseline, objective), "cost": cost_card(df, study)}
+               "best_baseline": entry(found.baseline, objective),
+               "cost": {**cost_card(df, study), "objective": objective.describe()}}
     write_text(out / "cost.json", json.dumps(summary["cost"], indent=2))
     write_text(out / "summary.json", json.dumps(summary, indent=2))
     _write_summary(out, df, found, objective, summary["cost"], config, study.user_attrs.get("val_images"))
@@ -186,6 +189,14 @@ def _label(row: pd.Series) -> str:
             f"({row['baseline_gap_pct']:+.1f} %)")
 
 
+def _cost_cells(objective: Objective, r: pd.Series) -> list[str]:
+    """The searched cost (unless it is MACs, shown anyway) and the measured latency."""
+    latency = f"{r['latency_ms']:.3g}" if pd.notna(r["latency_ms"]) else "-"
+    if objective.cost.kind == "macs":
+        return [latency]
+    return [objective.cost.fmt(r["cost"]) if pd.notna(r["cost"]) else "-", latency]
+
+
 def _write_summary(out: Path, df: pd.DataFrame, found: Bests, objective: Objective, cost: dict,
                    config: SearchConfig, val_images: Optional[int]) -> None:
     rows = []
@@ -195,13 +206,16 @@ def _write_summary(out: Path, df: pd.DataFrame, found: Bests, objective: Objecti
         rows.append((f"best sampled (`{SAMPLED_FILE}`)", found.sampled))
     for _, row in df[df["baseline"].notna() & df["status"].isin(TRAINED)].iterrows():
         rows.append((_label(row), row))
+    searched = [] if objective.cost.kind == "macs" else [f"{objective.cost.label} (searched)"]
     table = markdown_table(
-        [[label, int(r["number"]), f"{r['macs'] / 1e6:.2f}", f"{r['params']:,}",
+        [[label, int(r["number"]), f"{r['macs'] / 1e6:.2f}", f"{r['params']:,}", *_cost_cells(objective, r),
           f"{r['val_acc'] * 100:.2f}" if pd.notna(r["val_acc"]) else "-",
-          f"{objective.reward(r['val_acc'], r['macs']):.4f}" if pd.notna(r["val_acc"]) else "-",
+          f"{objective.reward(r['val_acc'], r['cost']):.4f}" if pd.notna(r["val_acc"]) else "-",
           r["arch"]] for label, r in rows],
-        ["model", "trial", "MACs (M)", "params", "val acc %", "reward", "arch"])
-    text = (f"# Search {config.name}\n\n{objective.describe()}; space `{config.space}`, data "
+        ["model", "trial", "MACs (M)", "params", *searched, "measured latency (ms)", "val acc %", "reward",
+         "arch"])
+    searched_with = f"Cost searched with: {objective.cost.describe()}. " if objective.cost.kind == "macs" else ""
+    text = (f"# Search {config.name}\n\n{searched_with}{objective.describe()}; space `{config.space}`, data "
             f"`{config.dataset}` (validation split), recipe `{config.recipe}`, sampler `{config.sampler}`, "
             f"seed {config.seed}; {_baselines_mode(df)}.\n\n{table}\n\n"
             f"{baseline_lines(found, val_images)}\n\n{cost_line(cost)}\n{_fidelity_line(out)}")
@@ -230,28 +244,39 @@ def _fidelity_line(out: Path) -> str:
     return f"\nProxy fidelity (`fidelity/fidelity.md`): {describe(json.loads(path.read_text()))}.\n"
 
 
+def _cost_axis(objective: Objective) -> tuple[float, str]:
+    """(divisor, x-axis label) for plotting the searched cost."""
+    if objective.cost.kind == "latency":
+        return 1.0, f"{objective.cost.describe()}, ms"
+    if objective.cost.kind == "params":
+        return 1e6, "parameters (millions)"
+    return 1e6, "MACs (millions; the paper's FLOPs)"
+
+
 def _plots(out: Path, df: pd.DataFrame, front: pd.DataFrame, best, objective: Objective) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     done = trained(df)
+    scale, xlabel = _cost_axis(objective)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.scatter(done["macs"] / 1e6, done["val_acc"] * 100, s=18, color="0.6", label="trained candidates")
+    ax.scatter(done["cost"] / scale, done["val_acc"] * 100, s=18, color="0.6", label="trained candidates")
     if not front.empty:
-        ax.plot(front["macs"] / 1e6, front["val_acc"] * 100, "-o", color="tab:red", ms=5, label="Pareto front")
+        ax.plot(front["cost"] / scale, front["val_acc"] * 100, "-o", color="tab:red", ms=5, label="Pareto front")
     base = done[done["baseline"].notna()]
     for _, r in base.iterrows():
-        ax.scatter(r["macs"] / 1e6, r["val_acc"] * 100, marker="s", s=50, color="tab:blue", zorder=3)
-        ax.annotate(r["baseline"], (r["macs"] / 1e6, r["val_acc"] * 100), fontsize=8,
+        ax.scatter(r["cost"] / scale, r["val_acc"] * 100, marker="s", s=50, color="tab:blue", zorder=3)
+        ax.annotate(r["baseline"], (r["cost"] / scale, r["val_acc"] * 100), fontsize=8,
                     xytext=(4, -10), textcoords="offset points")
     if best is not None:
-        ax.scatter(best["macs"] / 1e6, best["val_acc"] * 100, marker="*", s=180, color="gold",
+        ax.scatter(best["cost"] / scale, best["val_acc"] * 100, marker="*", s=180, color="gold",
                    edgecolor="k", zorder=4, label=f"best (trial {int(best['number'])})")
-    ax.axvline(objective.target / 1e6, color="k", ls="--", lw=1, label=f"target T = {objective.target / 1e6:.3g} M")
-    ax.set_xlabel("MACs (millions; the paper's FLOPs)")
+    ax.axvline(objective.target / scale, color="k", ls="--", lw=1,
+               label=f"target T = {objective.cost.fmt(objective.target)}")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("Search: accuracy vs MACs")
+    ax.set_title(f"Search: accuracy vs {objective.cost.label}")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -261,7 +286,7 @@ def _plots(out: Path, df: pd.DataFrame, front: pd.DataFrame, best, objective: Ob
     fig, ax = plt.subplots(figsize=(7, 3.5))
     scored = df[df["reward"].notna() & df["status"].isin(TRAINED)].sort_values("number")
     if objective.mode == "pareto":
-        values = scored.apply(lambda r: objective.reward(r["val_acc"], r["macs"]), axis=1)
+        values = scored.apply(lambda r: objective.reward(r["val_acc"], r["cost"]), axis=1)
         label = "reward of each trial (formula applied to the Pareto run)"
     else:
         values, label = scored["reward"], "reward of each trial"
