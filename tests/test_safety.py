@@ -361,10 +361,12 @@ def _spawned_workers(pid: int) -> list[int]:
 
 
 def _study_trials(out: Path, storage: optuna.storages.BaseStorage | None):
-    if storage is None:  # the run folder's journal file, read afresh
+    if storage is None:  # the run folder's journal file, read afresh (its study: the folder's name)
         storage = optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-    return optuna.load_study(study_name=out.name, storage=storage).trials
+        return optuna.load_study(study_name=out.name, storage=storage).trials
+    # a shared storage: the study is named after the whole --out path
+    return optuna.load_study(study_name=str(out.resolve()), storage=storage).trials
 
 
 def _retries_of(trials, number: int) -> list:
