@@ -24,7 +24,7 @@ _KEEP = 64  # runs remembered in this process
 def _trained(spec: ArchSpec, dataset: Dataset, recipe: Recipe, split: str, seed: int,
              device: str) -> tuple[TrainResult, float, bool]:
     """(result, seconds, cached) of training `spec` with `recipe` under `seed`."""
-    key = (spec.canonical_string(), recipe.replace(seed=seed), id(dataset), split == "test", device)
+    key = (spec.canonical_string(), recipe.replace(seed=seed), _data_key(dataset), split == "test", device)
     if key in _RUNS:
         return (*_RUNS[key], True)
     start = time.perf_counter()
@@ -34,6 +34,13 @@ def _trained(spec: ArchSpec, dataset: Dataset, recipe: Recipe, split: str, seed:
     while len(_RUNS) > _KEEP:
         _RUNS.popitem(last=False)
     return (*_RUNS[key], False)
+
+
+def _data_key(dataset: Dataset) -> tuple:
+    """What makes two loaded data sets the same data (an object's id may be reused once it is
+    freed, so it cannot name the data a remembered run was trained on)."""
+    return (dataset.name, dataset.source, dataset.val_fraction, tuple(dataset.train.images.shape),
+            len(dataset.val), len(dataset.test))
 
 
 def _check_split(split: str) -> None:
