@@ -28,10 +28,10 @@ from nas.train import Runtime
 
 from .coefficients import Coefficients
 from .emit import compound_model
+from .matching import MATCH_TOLERANCE
 from .single import DIMENSIONS, scale_single
 
 STRATEGIES = ("compound", *DIMENSIONS)
-MATCH_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -45,32 +45,62 @@ class StudyNet:
     setting: str         # phi, or the one multiplier
 
 
-def compound_at(base: ArchSpec, c: Coefficients, target: float, multiple: int = 0) -> tuple[float, ArchSpec]:
-    """(phi, spec) of the compound net whose realised MACs ratio is nearest `target`."""
+def compound_options(base: ArchSpec, c: Coefficients, target: float, multiple: int = 0) -> list[tuple[float, ArchSpec, float]]:
+    """(phi, spec, realised ratio) of every distinct compound net over phi in 0.01 steps,
+    nearest `target` first."""
     base_macs = analytic_macs(base)
     top = max(0.5, math.log(target, 2) * 2 + 0.5)
-    best = None
+    found: dict[str, tuple[float, ArchSpec, float]] = {}
     for phi in np.round(np.arange(0.0, top, 0.01), 2):
         spec = compound_model(base, c, float(phi), multiple).spec.replace(dropout=base.dropout)
-        err = abs(analytic_macs(spec) / base_macs - target)
-        if best is None or err < best[0]:
-            best = (err, float(phi), spec)
-    return best[1], best[2]
+        found.setdefault(spec.canonical_string(), (float(phi), spec, analytic_macs(spec) / base_macs))
+    return sorted(found.values(), key=lambda o: (abs(o[2] - target), o[0]))
+
+
+def compound_at(base: ArchSpec, c: Coefficients, target: float, multiple: int = 0) -> tuple[float, ArchSpec]:
+    """(phi, spec) of the compound net whose realised MACs ratio is nearest `target`."""
+    phi, spec, _ = compound_options(base, c, target, multiple)[0]
+    return phi, spec
+
+
+def _singles_at(base: ArchSpec, realised: float) -> list:
+    """The three single-dimension nets solved for one realised MACs ratio."""
+    return [scale_single(base, dim, [realised])[0] for dim in DIMENSIONS]
+
+
+def _worst_gap(realised: float, singles: list) -> float:
+    return max(abs(r.realised_ratio / realised - 1) for r in singles)
+
+
+def matched_group(base: ArchSpec, c: Coefficients, target: float, multiple: int = 0,
+                  tries: int = 6) -> tuple[float, ArchSpec, float, list]:
+    """(phi, compound spec, its realised ratio, the three single-dimension results) for one
+    target: of the `tries` compound nets nearest the target (within 10 % of it), the nearest one whose single-
+    dimension nets all land within MATCH_TOLERANCE of it; if none does, the one whose worst
+    gap is smallest (its nets are then marked "unequal cost")."""
+    best, options = None, compound_options(base, c, target, multiple)
+    near = [o for o in options[:tries] if abs(o[2] / target - 1) <= 0.1] or options[:1]
+    for phi, spec, realised in near:
+        singles = _singles_at(base, realised)
+        gap = _worst_gap(realised, singles)
+        if gap <= MATCH_TOLERANCE:
+            return phi, spec, realised, singles
+        if best is None or gap < best[0]:
+            best = (gap, (phi, spec, realised, singles))
+    return best[1]
 
 
 def plan_study(base: ArchSpec, c: Coefficients, targets: Sequence[float], multiple: int = 0) -> list[StudyNet]:
-    """The base plus, per target, the four strategies at one realised MACs."""
-    base_macs = analytic_macs(base)
+    """The base plus, per target, the four strategies at one realised MACs (within 2 % where
+    the rounding allows: `matched_group`)."""
     nets = [StudyNet("base", 1.0, base, 1.0, "-")]
     for target in targets:
-        phi, spec = compound_at(base, c, target, multiple)
-        realised = analytic_macs(spec) / base_macs
+        phi, spec, realised, singles = matched_group(base, c, target, multiple)
         nets.append(StudyNet("compound", target, spec.replace(name=f"{base.name}-compound{target:g}x"),
                              realised, f"phi={phi:g}"))
-        for dim in DIMENSIONS:
-            r = scale_single(base, dim, [realised])[0]
-            nets.append(StudyNet(dim, target, r.spec.replace(name=f"{base.name}-{dim}{target:g}x"),
-                                 r.realised_ratio, f"{dim}={r.multiplier:g}"))
+        for r in singles:
+            nets.append(StudyNet(r.dimension, target, r.spec.replace(name=f"{base.name}-{r.dimension}{target:g}x"),
+                                 r.realised_ratio, f"{r.dimension}={r.multiplier:g}"))
     return nets
 
 

@@ -105,7 +105,8 @@ def test_single_dimension_lands_on_the_closest_achievable_macs(dimension):
     achievable = sorted({analytic_macs(s) / base_macs for _, s in _candidates(base, dimension, 4.0)})
     for r in results:
         assert r.below <= r.target_ratio <= r.above
-        assert abs(r.realised_ratio - r.target_ratio) == min(abs(a - r.target_ratio) for a in achievable)
+        # per-stage rounding (width, depth) lands at least as near as any uniform multiplier
+        assert abs(r.realised_ratio - r.target_ratio) <= min(abs(a - r.target_ratio) for a in achievable) + 1e-12
         assert analytic_macs(r.spec) / base_macs == pytest.approx(r.realised_ratio)
         changed = {"depth": r.spec.blocks != base.blocks, "width": r.spec.head.channels != base.head.channels,
                    "resolution": r.spec.resolution != base.resolution}
