@@ -11,33 +11,54 @@ import pandas as pd
 from nas.compare import markdown, plot, summarise
 from nas.fidelity import describe
 from nas.search.report import cost_line
+from nas.claims import adjust, family_line, interval_line, mark_costs
 from nas.stats import REFERENCE
 
-from .study import target_verdicts
+from .study import study_comparisons
 
 
-def claim_references(summary: pd.DataFrame, labels: dict) -> list[str]:
-    """Searched base vs each width-matched reference, paired by seed."""
-    lines = []
+def reference_rows(summary: pd.DataFrame, labels: dict) -> list[dict]:
+    """Searched base vs each width-matched reference, paired by seed (raw verdicts, with each
+    reference's MACs gap to the base)."""
+    rows = []
     for _, r in summary.iterrows():
         if labels.get(r["model"], "").startswith("hand-designed") and r["verdict"] != REFERENCE:
-            diff = "" if pd.isna(r["diff"]) else f" (Δ {r['diff'] * 100:+.2f}" + (
-                "" if pd.isna(r["ci"]) else f" ± {r['ci'] * 100:.2f}") + " pts vs the base)"
-            lines.append(f"- searched base vs `{r['model']}` at {r['macs'] / 1e6:.2f} M MACs: "
-                         f"**{r['verdict']}**{diff}")
-    return lines or ["- no hand-designed reference in this space"]
+            rows.append({"claim": f"searched base vs `{r['model']}`", "diff": r["diff"], "ci": r["ci"],
+                         "p": r.get("p"), "n": r["n_paired"], "verdict": r["verdict"], "a_name": "searched",
+                         "b_name": r["model"], "gap_pct": r.get("gap_pct"), "macs": r["macs"]})
+    return rows
 
 
-def claim_scaling(out: Path) -> list[str]:
-    """The study's compound-vs-single verdicts (from its CSVs), as sentences."""
+def _delta(r: dict) -> str:
+    if pd.isna(r["diff"]):
+        return ""
+    ci = "" if r["ci"] is None or pd.isna(r["ci"]) else f" ± {r['ci'] * 100:.2f}"
+    p = "" if r.get("p_holm") is None else f", p {r['p']:.3g} raw, {r['p_holm']:.3g} Holm"
+    return f" (Δ {r['diff'] * 100:+.2f}{ci} pts raw 95 % CI{p})"
+
+
+def claim_references(rows: list[dict]) -> list[str]:
+    """The reference claims (Holm-adjusted rows of `reference_rows`) as sentences."""
+    return [f"- {r['claim']} at {r['macs'] / 1e6:.3f} M MACs (gap {r['gap_pct']:+.1f} % to the base): "
+            f"**{r['verdict']}**{_delta(r)}" for r in rows] or ["- no hand-designed reference in this space"]
+
+
+def scaling_rows(out: Path) -> list[dict]:
+    """The study's raw compound-vs-single comparisons (from its CSVs); [] without a study."""
     study = out / "study"
     if not (study / "study.csv").is_file():
+        return []
+    return study_comparisons(pd.read_csv(study / "study.csv"), pd.read_csv(study / "runs.csv"))
+
+
+def claim_scaling(out: Path, rows: list[dict]) -> list[str]:
+    """The study's compound-vs-single claims (Holm-adjusted rows of `scaling_rows`) as sentences."""
+    if not rows:
+        study = out / "study"
         return ["- " + ((study / "study.md").read_text().strip() if (study / "study.md").is_file()
                         else "no scaling study")]
-    table, runs = pd.read_csv(study / "study.csv"), pd.read_csv(study / "runs.csv")
-    targets = sorted(set(table.loc[table["strategy"] != "base", "target"]))
-    return [f"- at {row[0]}: {row[1]}: **{row[4]}** (Δ {row[2]} pts, {row[3]} seeds)"
-            for t in targets for row in target_verdicts(table, runs, t)]
+    return [f"- at {r['target']:g}x: {r['claim']} (MACs gap {r['gap_pct']:+.1f} %): **{r['verdict']}**"
+            f"{_delta(r)}, {r['n']} seeds" for r in rows]
 
 
 def claim_fidelity(out: Path) -> list[str]:
@@ -61,13 +82,38 @@ def claim_fidelity(out: Path) -> list[str]:
     return [f"- **{verdict}**: {describe(s)}"]
 
 
+NO_CLAIM = "scaled family: no claim"
+
+
+def report_family(summary: pd.DataFrame, labels: dict, out: Path) -> tuple[pd.DataFrame, list[dict], list[dict]]:
+    """The report's family of claims -- base vs each reference (marked "unequal cost" beyond 2 %
+    of the base's MACs) and the study's compound-vs-single comparisons -- Holm-adjusted
+    together. Returns the summary with the references' adjusted verdicts (the scaled family's
+    rows are no claims) and the two groups of adjusted rows."""
+    base = summary.iloc[0]
+    refs = {m for m, label in labels.items() if label.startswith("hand-designed")}
+    summary = mark_costs(summary, {m: base["macs"] for m in refs | {base["model"]}})
+    summary = summary.assign(verdict=[NO_CLAIM if m not in refs and v != REFERENCE else v
+                                      for m, v in zip(summary["model"], summary["verdict"])])
+    ref_rows, scale_rows = reference_rows(summary, labels), scaling_rows(out)
+    adjusted = adjust(ref_rows + scale_rows)
+    ref_rows, scale_rows = adjusted[:len(ref_rows)], adjusted[len(ref_rows):]
+    by_model = {r["b_name"]: r for r in ref_rows}
+    summary = summary.assign(
+        verdict=[by_model[m]["verdict"] if m in by_model else v for m, v in zip(summary["model"], summary["verdict"])],
+        p_holm=[by_model[m]["p_holm"] if m in by_model else None for m in summary["model"]],
+        family=adjusted[0]["family"] if adjusted else 0)
+    return summary, ref_rows, scale_rows
+
+
 def write_report(pipeline) -> Path:
     """Write OUT/report.md, OUT/models.csv and OUT/scaling.png from the steps' outputs."""
     c, out = pipeline.config, pipeline.out
     models, labels = pipeline.models()
     runs = pd.read_csv(out / "train" / "runs.csv")
-    summary = summarise(runs, reference=models[0][0])
+    summary, ref_rows, scale_rows = report_family(summarise(runs, reference=models[0][0]), labels, out)
     summary.to_csv(out / "models.csv", index=False)
+    k = int(summary["family"].max()) if len(summary) else 0
     family = [name for name, label in labels.items() if not label.startswith("hand-designed")]
     plot(summary, out / "scaling.png", f"{c.dataset}: searched base and its compound scaling",
          line_models=family, line_label="searched base + compound scaling")
@@ -78,13 +124,17 @@ def write_report(pipeline) -> Path:
     final = c.final_recipe or c.recipe
     text = f"""# Pipeline report: {c.space} on {c.dataset}
 
-## Claims (paired by seed, 95 % intervals; "not resolved" = the interval contains 0)
+## Claims
 
-**1. Searched base vs hand-designed references at equal MACs** (recipe `{final}`, seeds {', '.join(map(str, c.seeds))})
-{chr(10).join(claim_references(summary, labels))}
+{family_line(k, "claims 1 and 2 together (searched base vs each reference; compound vs each single dimension at each target); claim 3 has its own rule")}
 
-**2. Compound scaling vs depth-, width-, resolution-only at equal realised MACs** (`study/study.md`)
-{chr(10).join(claim_scaling(out))}
+{interval_line(int(summary["images"].max()) if "images" in summary else 0)}
+
+**1. Searched base vs hand-designed references at equal MACs** (within 2 % of the base's realised MACs; recipe `{final}`, seeds {', '.join(map(str, c.seeds))}, the same data, augmentation and epochs; the references keep their own depth, kernels and resolution)
+{chr(10).join(claim_references(ref_rows))}
+
+**2. Compound scaling vs depth-, width-, resolution-only at equal realised MACs** (within 2 % of the compound net's; `study/study.md`)
+{chr(10).join(claim_scaling(out, scale_rows))}
 
 **3. Proxy fidelity** (`fidelity/fidelity.md`)
 {chr(10).join(claim_fidelity(out))}
@@ -99,7 +149,8 @@ def write_report(pipeline) -> Path:
 3. **Emission** for phi = {', '.join(f'{p:g}' for p in c.phis)}: `scaled/scaled.csv` (realised vs nominal
    MACs ratio: {', '.join(f"{r:.2f} vs {f:.2f}" for r, f in zip(scaled['realised_ratio'], scaled['formula_ratio']))}).
 4. **Training** with recipe `{final}`, seeds {', '.join(map(str, c.seeds))}, the same for every model; the
-   references are rescaled by width to the base's MACs. Selection used the validation split only; test
+   references are rescaled by width (per-stage rounding) to the base's MACs; the table's MACs gap is
+   each net's distance from the base's MACs. Selection used the validation split only; test
    accuracy is reported, never used to choose.
 
 {markdown(summary, labels)}

@@ -82,6 +82,7 @@ def test_scaling_study_one_target(bases, tmp_path):
         assert row["test_acc"] == pytest.approx(accs.mean()) and row["seeds"] == 2
     md = (out / "study.md").read_text()
     assert "compound vs width-only" in md and "n too small" in md  # 2 seeds never name a winner
+    assert "Family: " in md and "MACs gap % vs compound" in md and "seed and test-set sampling" in md
     assert (out / "study.png").is_file()
 
 
