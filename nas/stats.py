@@ -287,6 +287,24 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], draws: int = 1000,
                          pct(rhos, 97.5), len(xa), len(taus))
 
 
+def permutation_p(x: Sequence[float], y: Sequence[float], draws: int = 2000, seed: int = 0) -> float:
+    """One-sided permutation p-value of Kendall's tau: the share of random re-pairings of y
+    with x whose tau is at least the observed one, (1 + hits) / (1 + draws).
+
+    Args:
+        x: one score per candidate (e.g. proxy accuracy).
+        y: the same candidates' other scores, aligned by position.
+        draws: random permutations of y.
+        seed: seed of the permutation generator (the result is deterministic).
+    """
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    observed = float(_sp.kendalltau(xa, ya).statistic)
+    rng = np.random.default_rng(seed)
+    hits = sum(float(_sp.kendalltau(xa, rng.permutation(ya)).statistic) >= observed - 1e-12
+               for _ in range(draws))
+    return (1 + hits) / (1 + draws)
+
+
 def _check_runs(runs: pd.DataFrame, metric: str) -> None:
     missing = [c for c in ("model", "seed", metric) if c not in runs.columns]
     if missing:

@@ -35,17 +35,29 @@ def grid_frame(study: optuna.Study) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+PICK_RULE = "highest mean validation accuracy over seeds, then fewer MACs"
+
+
 def winner_verdict(df: pd.DataFrame) -> dict:
-    """The best point against the runner-up, paired by seed index."""
+    """The best point against the runner-up, paired by seed index (seed-only: the grid keeps no
+    per-image outcomes; a diverged seed is dropped from both). `resolved` says whether the best
+    is named the best; otherwise it is a tie, picked by PICK_RULE."""
     if len(df) < 2:
-        return {"verdict": "only one point: nothing to compare"}
+        return {"verdict": "only one point: nothing to compare", "resolved": False}
     best, second = df.iloc[0], df.iloc[1]
     cmp = paired_difference(dict(enumerate(second["val_accs"])), dict(enumerate(best["val_accs"])),
                             a_name="runner-up", b_name="best")
     return {"runner_up": f"{second['alpha']:g}/{second['beta']:g}/{second['gamma']:g}",
             "difference_pts": round(cmp.mean * 100, 3),
             "ci95_pts": None if cmp.half_width is None else round(cmp.half_width * 100, 3),
-            "seeds": cmp.n, "verdict": cmp.verdict}
+            "seeds": cmp.n, "verdict": cmp.verdict, "resolved": cmp.verdict.startswith("resolved")}
+
+
+def choice_words(vs_runner_up: dict) -> str:
+    """'best (resolved from the runner-up)' or the tie and the rule that picked."""
+    if vs_runner_up.get("resolved"):
+        return "best: resolved from the runner-up"
+    return f"tie with the runner-up ({vs_runner_up['verdict']}); picked by the rule: {PICK_RULE}"
 
 
 def write_grid_outputs(study: optuna.Study, config: GridConfig) -> Optional[dict]:
@@ -65,6 +77,7 @@ def write_grid_outputs(study: optuna.Study, config: GridConfig) -> Optional[dict
               "noise_floor_pts": round(floor * 100, 3), "vs_runner_up": winner_verdict(df),
               "note": "ranked by mean validation accuracy over seeds at equal realised MACs "
                       f"(within {config.tolerance} of {TARGET_FACTOR:g}x); see grid.csv"}
+    chosen["choice"] = choice_words(chosen["vs_runner_up"])
     (out / "best_coefficients.yaml").write_text(yaml.safe_dump(chosen, sort_keys=False))
     plot_grid(out / "grid.png", df, floor)
     return chosen

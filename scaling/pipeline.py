@@ -60,15 +60,16 @@ class PipelineConfig:
     seed: int = 0
     recipe: str = "proxy"
     grid_step: float = 0.05
-    grid_tolerance: float = 0.1
-    grid_closest: Optional[int] = 6
-    grid_seeds: int = 1
+    grid_tolerance: float = 0.06       # 3 % of 2x
+    grid_closest: Optional[int] = None  # every distinct network within the tolerance
+    grid_seeds: int = 2
     resolution_multiple: int = 0
     final_recipe: Optional[str] = None  # None: the search recipe
     seeds: tuple[int, ...] = (0,)
     study_targets: tuple[float, ...] = ()  # () : 2^phi for each emitted phi > 0
-    fidelity_top: int = 3
+    fidelity_top: int = 3       # the older pick, used only when fidelity_candidates is 0
     fidelity_random: int = 3
+    fidelity_candidates: int = 10  # evenly spaced ranks of the proxy's ranking
     train_scaled: bool = True   # train the emitted family in the final comparison
     data_resolution: Optional[int] = None
     val_fraction: float = 0.1
@@ -253,7 +254,7 @@ class Pipeline:
             raise SearchError("the grid trained no point; see grid/grid.csv")
         self.log(f"chosen coefficients alpha {chosen['alpha']}, beta {chosen['beta']}, gamma "
                  f"{chosen['gamma']} (val {chosen['val_acc'] * 100:.2f}%, realised MACs ratio "
-                 f"{chosen['realised_ratio']}; vs runner-up: {chosen['vs_runner_up']['verdict']})")
+                 f"{chosen['realised_ratio']}; {chosen['choice']})")
         return None
 
     def _emit(self) -> None:
@@ -303,7 +304,8 @@ class Pipeline:
 
     def _fidelity(self) -> None:
         plan = FidelityPlan(top=self.config.fidelity_top, random=self.config.fidelity_random,
-                            recipe=self.config.final_recipe or self.config.recipe, seeds=(self.config.seeds[0],),
+                            candidates=self.config.fidelity_candidates,
+                            recipe=self.config.final_recipe or self.config.recipe, seeds=tuple(self.config.seeds[:2]),
                             noise_seeds=min(3, len(self.config.seeds)) if len(self.config.seeds) > 1 else 0,
                             seed=self.config.seed)
         inputs = fidelity_inputs(self.out / "search", plan)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from nas.compare import markdown, plot, summarise
 from nas.fidelity import describe
@@ -62,7 +63,8 @@ def claim_scaling(out: Path, rows: list[dict]) -> list[str]:
 
 
 def claim_fidelity(out: Path) -> list[str]:
-    """Rank agreement of the proxy with the final recipe; resolved when tau's interval excludes 0."""
+    """Rank agreement of the proxy with the final recipe under the usable-proxy rule (tau >= 0.5
+    with permutation p < 0.05; "too few to tell" below 8 candidates): not part of the Holm family."""
     path = out / "fidelity" / "fidelity.json"
     if not path.is_file():
         return ["- not measured"]
@@ -71,7 +73,9 @@ def claim_fidelity(out: Path) -> list[str]:
     if s.get("proxy_recipe") == s.get("long_recipe"):
         return [f"- **not measured**: the proxy and the final recipe are both `{s['long_recipe']}`, so the "
                 "rankings agree by construction; give a longer --final-recipe"]
-    if low is None or s.get("candidates", 0) < 4:
+    if s.get("verdict"):  # the usable-proxy rule, or "too few to tell" below 8 candidates
+        return [f"- **{s['verdict']}**: {describe(s)}"]
+    if low is None or s.get("candidates", 0) < 4:  # a fidelity.json written before the rule
         verdict = "n too small (fewer than 4 candidates)"
     elif low > 0:
         verdict = "resolved: the proxy ranks candidates like the final recipe (tau > 0)"
@@ -83,6 +87,12 @@ def claim_fidelity(out: Path) -> list[str]:
 
 
 NO_CLAIM = "scaled family: no claim"
+
+
+def grid_choice(out: Path) -> str:
+    """How the grid's coefficients were chosen: resolved from the runner-up, or a tie and the rule."""
+    chosen = yaml.safe_load((out / "grid" / "best_coefficients.yaml").read_text()) or {}
+    return chosen.get("choice") or f"vs runner-up: {chosen.get('vs_runner_up', {}).get('verdict', '?')}"
 
 
 def report_family(summary: pd.DataFrame, labels: dict, out: Path) -> tuple[pd.DataFrame, list[dict], list[dict]]:
@@ -143,9 +153,11 @@ def write_report(pipeline) -> Path:
 
 1. **Search** ({c.trials} candidates, target {c.target_macs:,} MACs, objective `{c.objective}`, proxy
    `{c.recipe}`): base `search/best.yaml` = `{pipeline.base_spec().arch_string()}`. {cost_line(cost)}.
-2. **Grid** at phi = 1 over {len(grid)} networks within {c.grid_tolerance} of 2x realised MACs: alpha =
-   {chosen.alpha:g}, beta = {chosen.beta:g}, gamma = {chosen.gamma:g} (nominal {chosen.factor:.3f}; realised
-   {grid.iloc[0]['realised_ratio']:.3f}); `grid/grid.csv`, `grid/grid.png`, `grid/best_coefficients.yaml`.
+2. **Grid** at phi = 1 over every distinct network within {c.grid_tolerance} of 2x realised MACs
+   ({len(grid)} trained{'' if c.grid_closest is None else f', the {c.grid_closest} nearest 2x'}; {c.grid_seeds}
+   seed(s) each, validation split): alpha = {chosen.alpha:g}, beta = {chosen.beta:g}, gamma = {chosen.gamma:g}
+   (nominal {chosen.factor:.3f}; realised {grid.iloc[0]['realised_ratio']:.3f}) -- {grid_choice(out)};
+   `grid/grid.csv`, `grid/grid.png`, `grid/best_coefficients.yaml`.
 3. **Emission** for phi = {', '.join(f'{p:g}' for p in c.phis)}: `scaled/scaled.csv` (realised vs nominal
    MACs ratio: {', '.join(f"{r:.2f} vs {f:.2f}" for r, f in zip(scaled['realised_ratio'], scaled['formula_ratio']))}).
 4. **Training** with recipe `{final}`, seeds {', '.join(map(str, c.seeds))}, the same for every model; the

@@ -95,11 +95,12 @@ def test_fidelity_ranks_proxy_against_long_recipe(tmp_path):
     out = search / "fidelity"
     table = pd.read_csv(out / "fidelity.csv")
     summary = json.loads((out / "fidelity.json").read_text())
-    assert len(table) == 3 and summary["candidates"] == 3
-    again = rank_agreement(table["proxy_val_acc"], table["long_acc"])
-    assert summary["tau"] == pytest.approx(again.tau) and summary["rho"] == pytest.approx(again.rho)
+    assert len(table) == 3 and summary["candidates"] == 3  # the older --top/--random pick still works
+    assert set(table["picked"]) == {"top", "random"}
+    # 3 candidates cannot resolve tau: no tau is stated, and nothing crashes
+    assert summary["tau"] is None and summary["verdict"].startswith("too few to tell")
     assert summary["proxy_seed_sd_pts"] is not None
-    assert (out / "fidelity.md").is_file() and (out / "fidelity.png").is_file()
+    assert "too few to tell" in (out / "fidelity.md").read_text() and (out / "fidelity.png").is_file()
 
 
 def test_rank_agreement_extremes():
