@@ -1,7 +1,7 @@
 """Per-image outcomes of one evaluation: which images a run got right, bit-packed.
 
 A run's result.json stores them as "N:BASE64" (N images, numpy.packbits of the correct flags,
-base64): 10,000 CIFAR-10 test images take 1,672 characters. Older results have none; the
+base64): 10,000 CIFAR-10 test images take 1,674 characters. Older results have none; the
 statistics then fall back to seed-only intervals and say so.
 """
 from __future__ import annotations

@@ -90,10 +90,10 @@ def _candidates(base: ArchSpec, dimension: str, max_ratio: float) -> Iterator[tu
 
 
 def _resolutions_near(base: ArchSpec, target: float, base_macs: int) -> list:
-    """(multiplier, spec, ratio) of every pixel size within ±25 % of base x sqrt(target)
+    """(multiplier, spec, ratio) of every pixel size within ±15 % of base x sqrt(target)
     (MACs grow with the square of the input size)."""
     centre = base.resolution * np.sqrt(target)
-    low, high = max(8, int(centre * 0.75)), int(centre * 1.25) + 2
+    low, high = max(8, int(centre * 0.85)), int(centre * 1.15) + 2
     return [(r / base.resolution, spec, analytic_macs(spec) / base_macs)
             for r in range(low, high + 1) for spec in [base.replace(resolution=r)]]
 
@@ -149,8 +149,11 @@ def scale_single(base: ArchSpec, dimension: str, targets: list[float]) -> list[S
     if dimension not in DIMENSIONS:
         raise CoefficientError(f"unknown dimension {dimension!r}; choose one of {', '.join(DIMENSIONS)}")
     base_macs = analytic_macs(base)
+    power = 2 if dimension == "width" else 1  # MACs grow about as m^2 (width) or m (depth)
+    low, high = (min(targets) * 0.4) ** (1 / power), (max(targets) * 2.5) ** (1 / power)
     sweep = [] if dimension == "resolution" else [
-        (m, spec, analytic_macs(spec) / base_macs) for m, spec in _candidates(base, dimension, max(targets))]
+        (m, spec, analytic_macs(spec) / base_macs) for m, spec in _candidates(base, dimension, max(targets))
+        if low <= m <= high]
     results = []
     for target in targets:
         options = _resolutions_near(base, target, base_macs) if dimension == "resolution" else sweep

@@ -79,12 +79,11 @@ def _worst_gap(realised: float, singles: list) -> float:
 def matched_group(base: ArchSpec, c: Coefficients, target: float, multiple: int = 0,
                   tries: int = 6) -> tuple[float, ArchSpec, float, list]:
     """(phi, compound spec, its realised ratio, the three single-dimension results) for one
-    target: of the `tries` compound nets nearest the target (within 10 % of it), the nearest one whose single-
+    target: of the `tries` distinct compound nets nearest the target, the nearest one whose single-
     dimension nets all land within MATCH_TOLERANCE of it; if none does, the one whose worst
     gap is smallest (its nets are then marked "unequal cost")."""
-    best, options = None, compound_options(base, c, target, multiple)
-    near = [o for o in options[:tries] if abs(o[2] / target - 1) <= 0.1] or options[:1]
-    for phi, spec, realised in near:
+    best = None
+    for phi, spec, realised in compound_options(base, c, target, multiple)[:tries]:
         singles = _singles_at(base, realised)
         gap = _worst_gap(realised, singles)
         if gap <= MATCH_TOLERANCE:
