@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from nas.compare import compare
 from nas.data import Dataset, load_dataset
-from nas.fidelity import FidelityPlan, check_fidelity, fidelity_inputs, run_fidelity
+from nas.fidelity import MIN_CANDIDATES, FidelityPlan, check_fidelity, fidelity_inputs, run_fidelity
 from nas.preflight import check_before_training, decode_resolution, native_notes
 from nas.presets import resolve_spec
 from nas.recipe import Recipe, resolve_recipe
@@ -303,9 +303,13 @@ class Pipeline:
         run_study(nets, data, self._final_recipe(), out, self.config.seeds, self._runtime(), self.log)
 
     def _fidelity(self) -> None:
+        c = self.config
+        retrained = c.fidelity_candidates or c.fidelity_top + c.fidelity_random
+        # two long-recipe seeds when a tau will be stated; below 8 candidates it is refused anyway
+        seeds = tuple(c.seeds[:2]) if retrained >= MIN_CANDIDATES else tuple(c.seeds[:1])
         plan = FidelityPlan(top=self.config.fidelity_top, random=self.config.fidelity_random,
                             candidates=self.config.fidelity_candidates,
-                            recipe=self.config.final_recipe or self.config.recipe, seeds=tuple(self.config.seeds[:2]),
+                            recipe=self.config.final_recipe or self.config.recipe, seeds=seeds,
                             noise_seeds=min(3, len(self.config.seeds)) if len(self.config.seeds) > 1 else 0,
                             seed=self.config.seed)
         inputs = fidelity_inputs(self.out / "search", plan)
