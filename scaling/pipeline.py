@@ -185,7 +185,7 @@ class Pipeline:
         c = self.config
         return GridConfig(base=str(self.out / "search" / "best.yaml"), dataset=c.dataset,
                           out=str(self.out / "grid"), step=c.grid_step, tolerance=c.grid_tolerance,
-                          closest=c.grid_closest, recipe=c.recipe, seed=c.seed, device=c.device,
+                          closest=c.grid_closest or None, recipe=c.recipe, seed=c.seed, device=c.device,
                           storage=c.storage, study_name=c.study_name("grid"), data_dir=c.data_dir,
                           workers=c.workers, seeds=c.grid_seeds, val_fraction=c.val_fraction,
                           resolution_multiple=c.resolution_multiple, timeout=c.timeout,
