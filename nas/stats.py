@@ -374,8 +374,8 @@ def _outcomes_by_model(runs: pd.DataFrame, metric: str) -> dict:
     from .outcomes import unpack
     if metric != "test_acc" or "test_outcomes" not in runs.columns:
         return {}
-    return {m: {s: unpack(t) for s, t in zip(g["seed"], g["test_outcomes"]) if unpack(t) is not None}
-            for m, g in runs.groupby("model", sort=False)}
+    flags = {m: dict(zip(g["seed"], map(unpack, g["test_outcomes"]))) for m, g in runs.groupby("model", sort=False)}
+    return {m: {s: f for s, f in by_seed.items() if f is not None} for m, by_seed in flags.items()}
 
 
 def _pm(value: float, spread: float, scale: float, sign: bool = False) -> str:

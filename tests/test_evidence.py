@@ -54,6 +54,8 @@ def test_compare_matches_macs_and_pairs_seeds(bases, tmp_path, capsys):
     flags = [[unpack(t) for t in r["test_outcomes"]] for r in (ra, rb)]
     assert all(len(f) == 359 for f in flags[0] + flags[1])  # per-image outcomes of every run
     assert [f.mean() for f in flags[0]] == pytest.approx(ra["test_acc"].tolist())
+    result = json.loads(next((out / "tiny-separable").glob("seed0/result.json")).read_text())
+    assert unpack(result["val_outcomes"]).mean() == pytest.approx(result["val_acc"])  # validation too
     mean, half = _hand_interval(ra["test_acc"].tolist(), rb["test_acc"].tolist(), *flags)
     assert matched["diff"] == pytest.approx(mean) and matched["ci"] == pytest.approx(half)
     verdict, gap = matched["verdict"], matched["macs"] / target - 1

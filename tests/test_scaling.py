@@ -126,6 +126,7 @@ def test_single_cli(tmp_path, capsys):
                  "--targets", "2x,4x", "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "single.csv")
     assert list(table["target"]) == ["2x", "4x"] and "nearest below" in table.columns
+    assert list(table["within 2 %"]) == ["yes", "yes"]  # per-stage width rounding reaches both
     assert main(["scale", "single", "--base", "efficientnet-b0-cifar", "--dimension", "width",
                  "--targets", "two", "--out", str(tmp_path)]) == 2
 
