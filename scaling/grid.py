@@ -182,9 +182,10 @@ class GridRunner:
 
     def _train_seeds(self, trial: optuna.Trial, spec: ArchSpec) -> tuple[list[Optional[float]], Status]:
         """Validation accuracy per seed; None for a diverged seed (the point is then "diverged",
-        and the seed drops out of its paired comparisons)."""
+        and the seed drops out of its paired comparisons). Each seed's per-image validation
+        outcomes go to the trial's val_outcomes (for the paired winner-vs-runner-up interval)."""
         spec = spec.replace(num_classes=self.dataset.num_classes)
-        accs, status = [], Status.TRAINED
+        accs, outcomes, status = [], [], Status.TRAINED
         for k in range(self.config.seeds):
             try:
                 result = train(spec, self.dataset, self.recipe.replace(seed=self.config.seed + k),
@@ -195,6 +196,8 @@ class GridRunner:
             if result.status != "completed" or result.val_acc is None:
                 status = Status.DIVERGED
             accs.append(result.val_acc if result.val_acc is not None and result.status == "completed" else None)
+            outcomes.append(result.val_outcomes)
+        set_attrs(trial, val_outcomes=outcomes)
         return accs, status
 
 

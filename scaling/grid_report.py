@@ -10,13 +10,14 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
+from nas.outcomes import unpack
 from nas.stats import binomial_se, paired_difference
 
 from .coefficients import TARGET_FACTOR
 from .grid import GridConfig
 
 COLUMNS = ("alpha", "beta", "gamma", "factor", "resolution", "macs", "params", "realised_ratio",
-           "val_acc", "val_std", "val_accs", "val_images", "status", "aliases", "seconds")
+           "val_acc", "val_std", "val_accs", "val_images", "status", "aliases", "seconds", "val_outcomes")
 
 
 def grid_frame(study: optuna.Study) -> pd.DataFrame:
@@ -39,18 +40,26 @@ PICK_RULE = "highest mean validation accuracy over seeds, then fewer MACs"
 
 
 def winner_verdict(df: pd.DataFrame) -> dict:
-    """The best point against the runner-up, paired by seed index (seed-only: the grid keeps no
-    per-image outcomes; a diverged seed is dropped from both). `resolved` says whether the best
-    is named the best; otherwise it is a tie, picked by PICK_RULE."""
+    """The best point against the runner-up, paired by seed index and, when the trials kept them,
+    by validation image (`nas.paired`; a diverged seed is dropped from both). `resolved` says
+    whether the best is named the best; otherwise it is a tie, picked by PICK_RULE."""
     if len(df) < 2:
         return {"verdict": "only one point: nothing to compare", "resolved": False}
     best, second = df.iloc[0], df.iloc[1]
     cmp = paired_difference(dict(enumerate(second["val_accs"])), dict(enumerate(best["val_accs"])),
-                            a_name="runner-up", b_name="best")
+                            a_name="runner-up", b_name="best", a_outcomes=_flags(second), b_outcomes=_flags(best))
     return {"runner_up": f"{second['alpha']:g}/{second['beta']:g}/{second['gamma']:g}",
             "difference_pts": round(cmp.mean * 100, 3),
             "ci95_pts": None if cmp.half_width is None else round(cmp.half_width * 100, 3),
             "seeds": cmp.n, "verdict": cmp.verdict, "resolved": cmp.verdict.startswith("resolved")}
+
+
+def _flags(row: pd.Series) -> dict:
+    """seed index -> per-image validation flags of one grid point ({} for trials without them)."""
+    kept = row.get("val_outcomes")
+    if not isinstance(kept, list):
+        return {}
+    return {i: f for i, f in enumerate(map(unpack, kept)) if f is not None}
 
 
 def choice_words(vs_runner_up: dict) -> str:
@@ -64,7 +73,7 @@ def write_grid_outputs(study: optuna.Study, config: GridConfig) -> Optional[dict
     """Write grid.csv, best_coefficients.yaml and grid.png; return the chosen coefficients."""
     out = Path(config.out)
     df = grid_frame(study)
-    df.to_csv(out / "grid.csv", index=False)
+    df.drop(columns=["val_outcomes"], errors="ignore").to_csv(out / "grid.csv", index=False)
     if df.empty:
         return None
     best = df.iloc[0]

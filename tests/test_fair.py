@@ -231,3 +231,20 @@ def test_fidelity_spreads_candidates_and_refuses_a_tau_from_too_few():
     assert 0 < got["p_perm"] < 0.05 and got["verdict"].startswith("usable proxy")
     shuffled = agreement_of(table.assign(long_acc=rng.permutation(table["long_acc"].to_numpy())))
     assert shuffled["verdict"].startswith("usable proxy") == (shuffled["tau"] >= 0.5 and shuffled["p_perm"] < 0.05)
+
+
+def test_grid_names_a_best_only_when_resolved_and_pairs_validation_images():
+    from scaling.grid_report import PICK_RULE, choice_words, winner_verdict
+    rng = np.random.default_rng(5)
+    truth = rng.random(300) < 0.8
+    flags = {name: [truth ^ (rng.random(300) < rate) for _ in range(3)] for name, rate in (("b", 0.05), ("s", 0.08))}
+    df = pd.DataFrame([{"alpha": 1.0, "beta": 1.1, "gamma": 1.2, "val_accs": [f.mean() for f in flags[k]],
+                        "val_outcomes": [pack(f) for f in flags[k]]} for k in ("b", "s")])
+    got = winner_verdict(df)
+    by_hand = paired_difference(dict(enumerate(df.loc[1, "val_accs"])), dict(enumerate(df.loc[0, "val_accs"])),
+                                a_outcomes=dict(enumerate(flags["s"])), b_outcomes=dict(enumerate(flags["b"])))
+    assert got["ci95_pts"] == pytest.approx(round(by_hand.half_width * 100, 3)) and by_hand.images == 300
+    assert got["resolved"] == by_hand.verdict.startswith("resolved")
+    two_seeds = winner_verdict(df.assign(val_accs=[a[:2] for a in df["val_accs"]]))
+    assert not two_seeds["resolved"] and choice_words(two_seeds).startswith("tie with the runner-up")
+    assert PICK_RULE in choice_words(two_seeds)

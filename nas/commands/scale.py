@@ -69,10 +69,10 @@ def cmd_grid(args: argparse.Namespace) -> int:
     if chosen is None:
         print("no grid point finished; nothing chosen")
         return 1
-    print(f"best: alpha {chosen['alpha']} beta {chosen['beta']} gamma {chosen['gamma']} "
+    print(f"chosen: alpha {chosen['alpha']} beta {chosen['beta']} gamma {chosen['gamma']} "
           f"(alpha*beta^2*gamma^2 = {chosen['factor']}, realised MACs ratio {chosen['realised_ratio']}, "
-          f"val {chosen['val_acc'] * 100:.2f}% over {chosen['seeds']} seed(s); vs runner-up: "
-          f"{chosen['vs_runner_up']['verdict']}) -> {args.out}/best_coefficients.yaml, grid.csv, grid.png")
+          f"val {chosen['val_acc'] * 100:.2f}% over {chosen['seeds']} seed(s); {chosen['choice']}) "
+          f"-> {args.out}/best_coefficients.yaml, grid.csv, grid.png")
     return 0
 
 
