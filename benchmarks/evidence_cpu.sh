@@ -26,14 +26,17 @@ TRIALS="${TRIALS:-20}"
 PROXY="${PROXY:-cifar16-evidence-proxy}"
 FINAL="${FINAL:-cifar16-evidence}"
 SEEDS="${SEEDS:-0,1,2}"
-GRID_CLOSEST="${GRID_CLOSEST:-3}"
-FIDELITY="${FIDELITY:-3}"
+# issue 18's rules: every distinct grid network within 3 % of 2x (GRID_CLOSEST=0), 2 seeds per
+# grid point, and 10 fidelity candidates at evenly spaced proxy ranks (2 long-recipe seeds)
+GRID_CLOSEST="${GRID_CLOSEST:-0}"
+GRID_SEEDS="${GRID_SEEDS:-2}"
+FIDELITY="${FIDELITY:-10}"
 DEVICE="${DEVICE:-auto}"
 OUT="${OUT:-results/cifar16-cpu}"
 CMD=("$PY" -m nas pipeline --space "$SPACE" --dataset "$DATASET" --data-dir "$DATA_DIR"
      ${RES:+--data-resolution "$RES"} --target-macs "$TARGET" --trials "$TRIALS" --recipe "$PROXY"
-     --final-recipe "$FINAL" --seeds "$SEEDS" --phi 1 --grid-closest "$GRID_CLOSEST"
-     --fidelity-top "$FIDELITY" --fidelity-random "$FIDELITY" --no-train-scaled --device "$DEVICE"
+     --final-recipe "$FINAL" --seeds "$SEEDS" --phi 1 --grid-closest "$GRID_CLOSEST" --grid-seeds "$GRID_SEEDS"
+     --fidelity-candidates "$FIDELITY" --no-train-scaled --device "$DEVICE"
      --out "$OUT")
 if [[ "${DRY_RUN:-0}" == 1 ]]; then printf '%q ' "${CMD[@]}"; echo; exit 0; fi
 mkdir -p "$OUT"

@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence
 import pandas as pd
 
 from .atomic import save_figure
+from .claims import family_line, interval_line, paired_floor_line
 from .data import Dataset
 from .paths import check_distinct_folders, safe_name
 from .recipe import Recipe
@@ -101,7 +102,7 @@ def compare(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Re
                      "resolution": r["resolution"], "val_acc": r["val_acc"], "test_acc": r["test_acc"],
                      "test_images": r.get("test_images") or len(dataset.test),
                      "status": r["status"], "train_seconds": r["train_seconds"],
-                     "images_per_s": r["images_per_s"]})
+                     "images_per_s": r["images_per_s"], "test_outcomes": r.get("test_outcomes")})
     return pd.DataFrame(rows)
 
 
@@ -117,16 +118,27 @@ def summarise(runs: pd.DataFrame, reference: Optional[str] = None, metric: str =
     return table.assign(test_acc=table["mean"], test_std=table["std"])  # the metric under its own name
 
 
-def markdown(summary: pd.DataFrame, label: Optional[dict] = None) -> str:
-    """The comparison table with verdicts, and the evaluation noise floor under it."""
+def markdown(summary: pd.DataFrame, label: Optional[dict] = None, family: Optional[str] = None) -> str:
+    """The comparison table with verdicts; under it what the intervals include, the family of
+    claims (when `family` describes it and the frame is Holm-adjusted) and the noise floor --
+    paired (from the images two models disagree on) when the runs stored per-image outcomes,
+    else the one-model binomial SE."""
     shown = summary.copy()
     if label:
         shown["model"] = [m + (f" ({label[m]})" if m in label else "") for m in shown["model"]]
     table = verdict_markdown(shown, "test acc")
+    images = int(summary["images"].max()) if "images" in summary and summary["images"].notna().any() else 0
+    notes = [interval_line(images)]
+    if family is not None and "family" in summary:
+        notes.append(family_line(int(summary["family"].max()), family))
     best = summary["mean"].max()
     n = int(summary["test_images"].iloc[0]) if "test_images" in summary and pd.notna(summary["test_images"].iloc[0]) else 0
-    floor = f"\n\nNoise floor: {noise_floor_line(float(best), n)}." if n and pd.notna(best) else ""
-    return table + floor
+    paired = paired_floor_line(summary)
+    if paired:
+        notes.append(f"{paired}.")
+    elif n and pd.notna(best):
+        notes.append(f"Noise floor: {noise_floor_line(float(best), n)}.")
+    return table + "".join(f"\n\n{line}" for line in notes)
 
 
 def cost_table(models: Sequence[tuple[str, ArchSpec]], device: str = "auto",

@@ -1,9 +1,12 @@
 """Proxy fidelity: does the search's short proxy rank candidates like a longer recipe?
 
-The top-K and K random trained candidates of a finished search are retrained with the long
-recipe (same seeds for all); Kendall tau and Spearman rho between the proxy's and the long
-recipe's rankings come with bootstrap intervals over candidates, and the proxy's own seed
-noise is measured by retraining one candidate with the proxy under several seeds.
+Candidates at evenly spaced ranks of a finished search's proxy ranking (10 by default; the
+older top-K + K random pick on request) are retrained with the long recipe (the same seeds,
+two by default, for all); Kendall tau and Spearman rho between the two rankings come with
+bootstrap intervals over candidates and a permutation p-value, and the proxy is called usable
+when tau >= 0.5 with p < 0.05. Below 8 candidates no tau is stated ("too few to tell"). The
+proxy's own seed noise is measured by retraining one candidate with the proxy under several
+seeds.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from .search.engine import SearchConfig
 from .search.report import trials_frame
 from .search.space import load_space
 from .spec import ArchSpec
-from .stats import rank_agreement, t_interval
+from .stats import permutation_p, rank_agreement, t_interval
 from .study import make_storage
 from .study.rundir import config_from_pinned
 from .study.storage import STUDY_KEY
@@ -41,20 +44,23 @@ class FidelityPlan:
     """What to retrain.
 
     Args:
-        top: the K best candidates by proxy validation accuracy.
-        random: K more drawn at random from the other trained candidates.
+        top: the older pick (only when candidates is 0): the K best by proxy validation accuracy.
+        random: with top, K more drawn at random from the other trained candidates.
         recipe: the long recipe.
         seeds: its seeds (the same for every candidate).
         noise_seeds: seeds of the proxy retrained on the proxy's best candidate.
         seed: seed of the random draw.
+        candidates: how many candidates to retrain, at evenly spaced ranks of the proxy's
+            ranking (best and worst included); 0 for the older top + random pick.
     """
 
     top: int = 5
     random: int = 5
     recipe: str = "full"
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1)
     noise_seeds: int = 3
     seed: int = 0
+    candidates: int = 10  # evenly spaced ranks of the proxy's ranking; 0: the older top + random pick
 
 
 def load_search(search_dir: Path) -> tuple[SearchConfig, optuna.Study]:
@@ -67,13 +73,21 @@ def load_search(search_dir: Path) -> tuple[SearchConfig, optuna.Study]:
     return config, study
 
 
+def spread_ranks(n: int, k: int) -> list[int]:
+    """k distinct positions evenly spaced over ranks 0..n-1 (first and last included)."""
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, min(k, n))})
+
+
 def pick_candidates(study: optuna.Study, plan: FidelityPlan) -> pd.DataFrame:
-    """Distinct trained candidates: the top K by proxy accuracy and K random others."""
+    """Distinct trained candidates at evenly spaced ranks of the proxy's ranking (`candidates`),
+    or with candidates 0 the older pick: the top K by proxy accuracy and K random others."""
     df = trials_frame(study)
     df = df[(df["status"] == "trained") & df["val_acc"].notna()].drop_duplicates("arch")
     df = df.sort_values("val_acc", ascending=False)
     if len(df) < 3:
         raise NasError(f"the search has {len(df)} distinct trained candidates; fidelity needs at least 3")
+    if plan.candidates > 0:
+        return df.iloc[spread_ranks(len(df), plan.candidates)].assign(picked="spread")
     top = df.head(plan.top)
     rest = df.iloc[plan.top:]
     rng = np.random.default_rng(plan.seed)
@@ -152,12 +166,34 @@ def run_fidelity(inputs: FidelityInputs, plan: FidelityPlan, out: Optional[Path]
     long_runs = compare(models, dataset, long_recipe, out / "long", plan.seeds, runtime, log)
     noise = proxy_noise(models[0], dataset, resolve_recipe(config.recipe), plan.noise_seeds, out, runtime, log)
     table = fidelity_table(inputs.candidates, long_runs, metric)
-    agreement = rank_agreement(table["proxy_val_acc"], table["long_acc"])
     summary = {"search": str(inputs.search_dir), "proxy_recipe": config.recipe, "long_recipe": long_recipe.name,
                "long_metric": metric, "candidates": len(table), "seeds": list(plan.seeds),
-               **agreement.to_dict(), "proxy_seed_sd_pts": noise}
+               **agreement_of(table), "proxy_seed_sd_pts": noise}
     write_fidelity(out, table, summary)
     return summary
+
+
+MIN_CANDIDATES = 8   # fewer cannot resolve tau (resampling 6 gives tau = 1 exactly in ~9 % of draws)
+USABLE_TAU, USABLE_P = 0.5, 0.05
+TOO_FEW_TO_TELL = "too few to tell"
+
+
+def agreement_of(table: pd.DataFrame) -> dict:
+    """Rank agreement of a fidelity table as summary fields: tau, rho, their bootstrap
+    intervals, the one-sided permutation p of tau and the verdict under the usable-proxy rule
+    (tau >= 0.5 with p < 0.05). Below MIN_CANDIDATES no tau is stated: the verdict is "too few
+    to tell" and tau, rho and their intervals are None."""
+    n = len(table)
+    if n < MIN_CANDIDATES:
+        return {"tau": None, "tau_low": None, "tau_high": None, "rho": None, "rho_low": None,
+                "rho_high": None, "n": n, "draws_used": 0, "p_perm": None,
+                "verdict": f"{TOO_FEW_TO_TELL}: {n} candidates (a tau needs at least {MIN_CANDIDATES})"}
+    agreement = rank_agreement(table["proxy_val_acc"], table["long_acc"]).to_dict()
+    p = permutation_p(table["proxy_val_acc"], table["long_acc"])
+    usable = agreement["tau"] >= USABLE_TAU and p < USABLE_P
+    verdict = ("usable proxy" if usable else "not shown usable") + \
+        f" (rule: tau >= {USABLE_TAU} with permutation p < {USABLE_P})"
+    return {**agreement, "p_perm": round(p, 4), "verdict": verdict}
 
 
 def proxy_noise(model: tuple[str, ArchSpec], dataset, recipe: Recipe, seeds: int, out: Path,
@@ -186,14 +222,19 @@ def fidelity_table(candidates: pd.DataFrame, long_runs: pd.DataFrame, metric: st
 
 
 def describe(summary: dict) -> str:
-    """One sentence: tau and rho with their intervals, and the proxy's seed noise."""
+    """One sentence: tau and rho with their intervals, the permutation p and the usable-proxy
+    verdict (or "too few to tell" below 8 candidates), and the proxy's seed noise."""
     def iv(low, high):
         return "" if low is None else f" [95 % bootstrap {low:.2f}, {high:.2f}]"
     noise = (f"; proxy seed noise ±{summary['proxy_seed_sd_pts']:.2f} pts (sd)"
              if summary.get("proxy_seed_sd_pts") is not None else "")
-    return (f"proxy `{summary['proxy_recipe']}` vs `{summary['long_recipe']}` over {summary['candidates']} "
-            f"candidates: Kendall tau {summary['tau']:.2f}{iv(summary['tau_low'], summary['tau_high'])}, "
-            f"Spearman rho {summary['rho']:.2f}{iv(summary['rho_low'], summary['rho_high'])}{noise}")
+    head = f"proxy `{summary['proxy_recipe']}` vs `{summary['long_recipe']}` over {summary['candidates']} candidates"
+    if summary.get("tau") is None:
+        return f"{head}: {summary.get('verdict', TOO_FEW_TO_TELL)}{noise}"
+    perm = "" if summary.get("p_perm") is None else f", permutation p {summary['p_perm']:.3g}"
+    verdict = f"; {summary['verdict']}" if summary.get("verdict") else ""
+    return (f"{head}: Kendall tau {summary['tau']:.2f}{iv(summary['tau_low'], summary['tau_high'])}{perm}, "
+            f"Spearman rho {summary['rho']:.2f}{iv(summary['rho_low'], summary['rho_high'])}{verdict}{noise}")
 
 
 def write_fidelity(out: Path, table: pd.DataFrame, summary: dict) -> None:
@@ -219,13 +260,16 @@ def plot_fidelity(path: Path, table: pd.DataFrame, summary: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for picked, marker in (("top", "o"), ("random", "s")):
+    for picked, marker in (("spread", "D"), ("top", "o"), ("random", "s")):
         sub = table[table["picked"] == picked]
+        if sub.empty:
+            continue
         ax.errorbar(sub["proxy_val_acc"] * 100, sub["long_acc"] * 100, yerr=sub["long_std"].fillna(0) * 100,
                     fmt=marker, capsize=3, label=f"{picked} candidates")
     ax.set_xlabel(f"proxy ({summary['proxy_recipe']}) validation accuracy (%)")
     ax.set_ylabel(f"{summary['long_recipe']} {summary['long_metric'].replace('_', ' ')} (%)")
-    ax.set_title(f"Kendall tau {summary['tau']:.2f}, Spearman rho {summary['rho']:.2f}")
+    ax.set_title("too few candidates to tell" if summary.get("tau") is None
+                 else f"Kendall tau {summary['tau']:.2f}, Spearman rho {summary['rho']:.2f}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _sp
 
+from .paired import paired_variance
 from .tables import markdown_table
 
 CONFIDENCE = 0.95
@@ -83,6 +84,10 @@ class Comparison:
     seeds: tuple = ()                          # the seeds both had, in A's order
     dropped: tuple = ()                        # seeds missing (or NaN) on either side
     diffs: dict = field(default_factory=dict)  # seed -> b_s − a_s
+    p_value: Optional[float] = None            # two-sided p of the raw interval (None without one)
+    images: int = 0                            # test images in the interval (0: seed-only)
+    image_se: Optional[float] = None           # paired test-set SE, sqrt(V_image) (nas.paired)
+    discordant: int = 0                        # images the two models' seed-averaged outcomes differ on
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (for JSON)."""
@@ -147,18 +152,42 @@ def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> Inter
     return Interval(float(x.mean()), t * sd / math.sqrt(n), n, sd)
 
 
-def _verdict(iv: Interval, a_name: str, b_name: str, scale: float) -> str:
-    if iv.n < MIN_SEEDS:
+def _verdict(mean: float, half: Optional[float], n: int, a_name: str, b_name: str, scale: float) -> str:
+    """The verdict words; a zero-width interval (identical differences, nothing to resample)
+    says nothing about the spread, so it is "n too small" like fewer than 3 seeds."""
+    if n < MIN_SEEDS or half is None or half == 0:
         return TOO_FEW
-    if not iv.excludes_zero():
+    if abs(mean) <= half:
         return NOT_RESOLVED
-    winner = b_name if iv.mean > 0 else a_name
-    return f"resolved: {winner} better by {abs(iv.mean) * scale:.2f} ± {iv.half_width * scale:.2f} pts"
+    return resolved_words(mean, half, a_name, b_name, scale)
+
+
+def resolved_words(mean: float, half: float, a_name: str, b_name: str, scale: float = 100.0) -> str:
+    """'resolved: <winner> better by d ± h pts'."""
+    winner = b_name if mean > 0 else a_name
+    return f"resolved: {winner} better by {abs(mean) * scale:.2f} ± {half * scale:.2f} pts"
+
+
+def _outcome_matrix(outcomes: Optional[Mapping[Hashable, Any]], seeds: Sequence) -> Optional[np.ndarray]:
+    """seeds x images flags, or None when any seed lacks them or their lengths differ."""
+    if not outcomes:
+        return None
+    rows = [outcomes.get(s) for s in seeds]
+    if any(r is None for r in rows) or len({len(r) for r in rows}) != 1:
+        return None
+    return np.vstack(rows)
 
 
 def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
-                      a_name: str = "A", b_name: str = "B", scale: float = 100.0) -> Comparison:
-    """The paired seed difference d_s = b_s − a_s and its verdict.
+                      a_name: str = "A", b_name: str = "B", scale: float = 100.0,
+                      a_outcomes: Optional[Mapping[Hashable, Any]] = None,
+                      b_outcomes: Optional[Mapping[Hashable, Any]] = None) -> Comparison:
+    """The paired seed difference d_s = b_s − a_s, its 95 % interval and verdict.
+
+    With per-image outcomes for every shared seed of both models the interval includes the
+    test-set sampling (seed variance + discordant-image variance, `nas.paired`); without them
+    it is the seed-only Student-t interval. A seed missing, NaN or diverged on either side is
+    dropped from both (listed in `dropped`).
 
     Args:
         a: seed -> metric (e.g. test accuracy) of the first net, A (the reference).
@@ -167,20 +196,27 @@ def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
         b_name: how the verdict names B.
         scale: points per unit of the inputs (100 for accuracies in [0, 1], 1 when
             they are already percentages); used only for the verdict sentence.
+        a_outcomes: seed -> A's per-image correct flags on the test images (optional).
+        b_outcomes: the same for B.
 
     Returns:
         Comparison with mean, sd and 95 % half-width of d (input units), n shared seeds,
-        the seeds used and dropped, and a verdict: "n too small" below 3 seeds,
-        "resolved: <winner> better by d ± h pts" when the interval excludes 0, else
-        "not resolved at this budget" (never a winner when the interval contains 0).
+        the seeds used and dropped, the raw p-value, and a verdict: "n too small" below 3
+        seeds or for a zero-width interval, "resolved: <winner> better by d ± h pts" when
+        the interval excludes 0, else "not resolved at this budget".
     """
     seeds = tuple(s for s in a if s in b and _finite(a[s]) and _finite(b[s]))
     used = set(seeds)
     dropped = tuple(dict.fromkeys(s for s in (*a, *b) if s not in used))
     diffs = {s: float(b[s]) - float(a[s]) for s in seeds}
-    iv = t_interval(diffs.values())
-    return Comparison(a_name, b_name, iv.mean, iv.sd, iv.half_width, iv.n,
-                      _verdict(iv, a_name, b_name, scale), seeds, dropped, diffs)
+    pv = paired_variance(list(diffs.values()), _outcome_matrix(a_outcomes, seeds),
+                         _outcome_matrix(b_outcomes, seeds))
+    half = pv.half_width()
+    sd = None if pv.seed_var is None else math.sqrt(pv.seed_var * len(seeds))
+    return Comparison(a_name, b_name, pv.mean, sd, half, len(seeds),
+                      _verdict(pv.mean, half, len(seeds), a_name, b_name, scale), seeds, dropped, diffs,
+                      pv.p_value(), pv.images, None if pv.image_var is None else math.sqrt(pv.image_var),
+                      pv.discordant)
 
 
 def binomial_se(p: float, n: int) -> float:
@@ -251,6 +287,24 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], draws: int = 1000,
                          pct(rhos, 97.5), len(xa), len(taus))
 
 
+def permutation_p(x: Sequence[float], y: Sequence[float], draws: int = 2000, seed: int = 0) -> float:
+    """One-sided permutation p-value of Kendall's tau: the share of random re-pairings of y
+    with x whose tau is at least the observed one, (1 + hits) / (1 + draws).
+
+    Args:
+        x: one score per candidate (e.g. proxy accuracy).
+        y: the same candidates' other scores, aligned by position.
+        draws: random permutations of y.
+        seed: seed of the permutation generator (the result is deterministic).
+    """
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    observed = float(_sp.kendalltau(xa, ya).statistic)
+    rng = np.random.default_rng(seed)
+    hits = sum(float(_sp.kendalltau(xa, rng.permutation(ya)).statistic) >= observed - 1e-12
+               for _ in range(draws))
+    return (1 + hits) / (1 + draws)
+
+
 def _check_runs(runs: pd.DataFrame, metric: str) -> None:
     missing = [c for c in ("model", "seed", metric) if c not in runs.columns]
     if missing:
@@ -276,7 +330,10 @@ def summarise_seeds(runs: pd.DataFrame, metric: str = "test_acc", reference: Opt
     Returns:
         DataFrame with columns model, [macs, params, resolution,] mean, std, n, diff
         (mean of model − reference over shared seeds), ci (95 % half-width of diff),
-        n_paired and verdict ("reference" on the reference row, whose diff and ci are NaN).
+        n_paired, verdict ("reference" on the reference row, whose diff and ci are NaN), p
+        (raw two-sided p), image_se, discordant and images (the paired test-set part of the
+        interval: NaN / 0 when the runs carry no test_outcomes column, then the interval is
+        seed-only) and dropped (seeds removed from both sides).
     """
     _check_runs(runs, metric)
     order = list(dict.fromkeys(runs["model"]))
@@ -286,6 +343,7 @@ def summarise_seeds(runs: pd.DataFrame, metric: str = "test_acc", reference: Opt
     if reference not in order:
         raise ValueError(f"reference {reference!r} is not among the models {order}")
     per_model = {m: dict(zip(g["seed"], g[metric])) for m, g in runs.groupby("model", sort=False)}
+    flags = _outcomes_by_model(runs, metric)
     carried = [c for c in ("macs", "params", "resolution") if c in runs.columns]
     first = runs.groupby("model", sort=False)[carried].first() if carried else None
     rows = []
@@ -295,13 +353,29 @@ def summarise_seeds(runs: pd.DataFrame, metric: str = "test_acc", reference: Opt
         row.update({c: first.at[model, c] for c in carried})
         row.update(mean=iv.mean, std=iv.sd if iv.sd is not None else float("nan"), n=iv.n)
         if model == reference:
-            row.update(diff=float("nan"), ci=float("nan"), n_paired=iv.n, verdict=REFERENCE)
+            row.update(diff=float("nan"), ci=float("nan"), n_paired=iv.n, verdict=REFERENCE, p=float("nan"),
+                       image_se=float("nan"), discordant=0, images=0, dropped="")
         else:
-            c = paired_difference(per_model[reference], per_model[model], reference, model, scale)
-            row.update(diff=c.mean, ci=c.half_width if c.half_width is not None else float("nan"),
-                       n_paired=c.n, verdict=c.verdict)
+            c = paired_difference(per_model[reference], per_model[model], reference, model, scale,
+                                  flags.get(reference), flags.get(model))
+            row.update(diff=c.mean, ci=_nan(c.half_width), n_paired=c.n, verdict=c.verdict, p=_nan(c.p_value),
+                       image_se=_nan(c.image_se), discordant=c.discordant, images=c.images,
+                       dropped=" ".join(map(str, c.dropped)))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _nan(value: Optional[float]) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _outcomes_by_model(runs: pd.DataFrame, metric: str) -> dict:
+    """model -> seed -> per-image flags from the runs' test_outcomes column (test_acc only)."""
+    from .outcomes import unpack
+    if metric != "test_acc" or "test_outcomes" not in runs.columns:
+        return {}
+    flags = {m: dict(zip(g["seed"], map(unpack, g["test_outcomes"]))) for m, g in runs.groupby("model", sort=False)}
+    return {m: {s: f for s, f in by_seed.items() if f is not None} for m, by_seed in flags.items()}
 
 
 def _pm(value: float, spread: float, scale: float, sign: bool = False) -> str:
@@ -311,9 +385,15 @@ def _pm(value: float, spread: float, scale: float, sign: bool = False) -> str:
     return text + (f" ± {spread * scale:.2f}" if _finite(spread) else "")
 
 
+def _p(value: Any) -> str:
+    return "-" if not _finite(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
+
+
 def verdict_markdown(summary: pd.DataFrame, metric_label: str, scale: float = 100.0) -> str:
     """A Markdown table of a `summarise_seeds` frame: mean ± std, Δ vs reference ± 95 %
-    half-width (points) and the verdict.
+    half-width (points) and the verdict; with the columns present, each net's MACs gap to the
+    comparison's target (gap_pct, `nas.claims.mark_costs`), the raw p and the Holm-adjusted p
+    (`nas.claims.holm_summary`).
 
     Args:
         summary: the frame summarise_seeds returned.
@@ -322,17 +402,21 @@ def verdict_markdown(summary: pd.DataFrame, metric_label: str, scale: float = 10
     """
     refs = summary.loc[summary["verdict"] == REFERENCE, "model"]
     ref = str(refs.iloc[0]) if len(refs) else "reference"
-    has_macs = "macs" in summary.columns
+    has = {c: c in summary.columns for c in ("macs", "gap_pct", "p", "p_holm")}
     rows = []
     for _, r in summary.iterrows():
         row = [r["model"]]
-        if has_macs:
+        if has["macs"]:
             row.append(f"{r['macs'] / 1e6:.2f}" if _finite(r["macs"]) else "-")
+        if has["gap_pct"]:
+            row.append(f"{r['gap_pct']:+.1f}" if _finite(r["gap_pct"]) else "-")
         row += [_pm(r["mean"], r["std"], scale), int(r["n"]),
                 "—" if r["verdict"] == REFERENCE else _pm(r["diff"], r["ci"], scale, sign=True),
-                int(r["n_paired"]), r["verdict"]]
-        rows.append(row)
-    header = ["model"] + (["MACs (M)"] if has_macs else [])
-    header += [f"{metric_label} % (mean ± std)", "seeds", f"Δ vs {ref} (pts, 95 % CI)", "paired",
-               "verdict"]
-    return markdown_table(rows, header)
+                int(r["n_paired"])]
+        row += [_p(r["p"])] if has["p"] else []
+        row += [_p(r["p_holm"])] if has["p_holm"] else []
+        rows.append(row + [r["verdict"]])
+    header = ["model"] + (["MACs (M)"] if has["macs"] else []) + (["MACs gap %"] if has["gap_pct"] else [])
+    header += [f"{metric_label} % (mean ± std)", "seeds", f"Δ vs {ref} (pts, raw 95 % CI)", "paired"]
+    header += (["p (raw)"] if has["p"] else []) + (["p (Holm)"] if has["p_holm"] else [])
+    return markdown_table(rows, header + ["verdict"])

@@ -47,7 +47,7 @@ class GridConfig:
     dataset: str
     out: str
     step: float = 0.05
-    tolerance: float = 0.1
+    tolerance: float = 0.06  # 3 % of 2x
     nominal_window: float = 0.3
     closest: Optional[int] = None
     alpha_max: float = 2.0
@@ -168,20 +168,24 @@ class GridRunner:
                   realised_ratio=point.realised_ratio, key=point.spec.canonical_string(),
                   aliases=" ".join(point.aliases), val_images=len(self.dataset.val))
         accs, status = self._train_seeds(trial, point.spec)
-        mean = sum(accs) / len(accs)
-        std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5 if len(accs) > 1 else None
+        finite = [a for a in accs if a is not None]  # a diverged seed is dropped, as in every paired test
+        mean = sum(finite) / len(finite) if finite else 0.0
+        std = (sum((a - mean) ** 2 for a in finite) / (len(finite) - 1)) ** 0.5 if len(finite) > 1 else None
         set_attrs(trial, val_accs=accs, val_acc=mean, val_std=std, status=status,
                   seconds=time.perf_counter() - start)
         done = sum(1 for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                    if "grid_point" in t.user_attrs) + 1
         self.progress.say(done, f"alpha {c.alpha:.2f} beta {c.beta:.2f} gamma {c.gamma:.2f} ({c.factor:.3f} "
                                 f"nominal, {point.realised_ratio:.3f} realised, {point.spec.resolution}px)  "
-                                f"val {mean * 100:5.2f}% over {len(accs)} seed(s)", time.perf_counter() - start)
+                                f"val {mean * 100:5.2f}% over {len(finite)} seed(s)", time.perf_counter() - start)
         return mean
 
-    def _train_seeds(self, trial: optuna.Trial, spec: ArchSpec) -> tuple[list[float], Status]:
+    def _train_seeds(self, trial: optuna.Trial, spec: ArchSpec) -> tuple[list[Optional[float]], Status]:
+        """Validation accuracy per seed; None for a diverged seed (the point is then "diverged",
+        and the seed drops out of its paired comparisons). Each seed's per-image validation
+        outcomes go to the trial's val_outcomes (for the paired winner-vs-runner-up interval)."""
         spec = spec.replace(num_classes=self.dataset.num_classes)
-        accs, status = [], Status.TRAINED
+        accs, outcomes, status = [], [], Status.TRAINED
         for k in range(self.config.seeds):
             try:
                 result = train(spec, self.dataset, self.recipe.replace(seed=self.config.seed + k),
@@ -191,7 +195,9 @@ class GridRunner:
                 raise
             if result.status != "completed" or result.val_acc is None:
                 status = Status.DIVERGED
-            accs.append(result.val_acc if result.val_acc is not None and result.status == "completed" else 0.0)
+            accs.append(result.val_acc if result.val_acc is not None and result.status == "completed" else None)
+            outcomes.append(result.val_outcomes)
+        set_attrs(trial, val_outcomes=outcomes)
         return accs, status
 
 

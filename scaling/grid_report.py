@@ -11,13 +11,14 @@ import yaml
 from optuna.trial import TrialState
 
 from nas.atomic import save_figure, write_csv, write_text
+from nas.outcomes import unpack
 from nas.stats import binomial_se, paired_difference
 
 from .coefficients import TARGET_FACTOR
 from .grid import GridConfig
 
 COLUMNS = ("alpha", "beta", "gamma", "factor", "resolution", "macs", "params", "realised_ratio",
-           "val_acc", "val_std", "val_accs", "val_images", "status", "aliases", "seconds")
+           "val_acc", "val_std", "val_accs", "val_images", "status", "aliases", "seconds", "val_outcomes")
 
 
 def grid_frame(study: optuna.Study) -> pd.DataFrame:
@@ -36,24 +37,44 @@ def grid_frame(study: optuna.Study) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+PICK_RULE = "highest mean validation accuracy over seeds, then fewer MACs"
+
+
 def winner_verdict(df: pd.DataFrame) -> dict:
-    """The best point against the runner-up, paired by seed index."""
+    """The best point against the runner-up, paired by seed index and, when the trials kept them,
+    by validation image (`nas.paired`; a diverged seed is dropped from both). `resolved` says
+    whether the best is named the best; otherwise it is a tie, picked by PICK_RULE."""
     if len(df) < 2:
-        return {"verdict": "only one point: nothing to compare"}
+        return {"verdict": "only one point: nothing to compare", "resolved": False}
     best, second = df.iloc[0], df.iloc[1]
     cmp = paired_difference(dict(enumerate(second["val_accs"])), dict(enumerate(best["val_accs"])),
-                            a_name="runner-up", b_name="best")
+                            a_name="runner-up", b_name="best", a_outcomes=_flags(second), b_outcomes=_flags(best))
     return {"runner_up": f"{second['alpha']:g}/{second['beta']:g}/{second['gamma']:g}",
             "difference_pts": round(cmp.mean * 100, 3),
             "ci95_pts": None if cmp.half_width is None else round(cmp.half_width * 100, 3),
-            "seeds": cmp.n, "verdict": cmp.verdict}
+            "seeds": cmp.n, "verdict": cmp.verdict, "resolved": cmp.verdict.startswith("resolved")}
+
+
+def _flags(row: pd.Series) -> dict:
+    """seed index -> per-image validation flags of one grid point ({} for trials without them)."""
+    kept = row.get("val_outcomes")
+    if not isinstance(kept, list):
+        return {}
+    return {i: f for i, f in enumerate(map(unpack, kept)) if f is not None}
+
+
+def choice_words(vs_runner_up: dict) -> str:
+    """'best (resolved from the runner-up)' or the tie and the rule that picked."""
+    if vs_runner_up.get("resolved"):
+        return "best: resolved from the runner-up"
+    return f"tie with the runner-up ({vs_runner_up['verdict']}); picked by the rule: {PICK_RULE}"
 
 
 def write_grid_outputs(study: optuna.Study, config: GridConfig) -> Optional[dict]:
     """Write grid.csv, best_coefficients.yaml and grid.png; return the chosen coefficients."""
     out = Path(config.out)
     df = grid_frame(study)
-    write_csv(out / "grid.csv", df)
+    write_csv(out / "grid.csv", df.drop(columns=["val_outcomes"], errors="ignore"))
     if df.empty:
         return None
     best = df.iloc[0]
@@ -66,6 +87,7 @@ def write_grid_outputs(study: optuna.Study, config: GridConfig) -> Optional[dict
               "noise_floor_pts": round(floor * 100, 3), "vs_runner_up": winner_verdict(df),
               "note": "ranked by mean validation accuracy over seeds at equal realised MACs "
                       f"(within {config.tolerance} of {TARGET_FACTOR:g}x); see grid.csv"}
+    chosen["choice"] = choice_words(chosen["vs_runner_up"])
     write_text(out / "best_coefficients.yaml", yaml.safe_dump(chosen, sort_keys=False))
     plot_grid(out / "grid.png", df, floor)
     return chosen

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from nas.atomic import write_csv, write_text
 from nas.compare import compare
 from nas.data import Dataset, load_dataset
-from nas.fidelity import FidelityPlan, check_fidelity, fidelity_inputs, run_fidelity
+from nas.fidelity import MIN_CANDIDATES, FidelityPlan, check_fidelity, fidelity_inputs, run_fidelity
 from nas.preflight import check_before_training, decode_resolution, native_notes
 from nas.presets import resolve_spec
 from nas.recipe import Recipe, resolve_recipe
@@ -63,15 +63,16 @@ class PipelineConfig:
     seed: int = 0
     recipe: str = "proxy"
     grid_step: float = 0.05
-    grid_tolerance: float = 0.1
-    grid_closest: Optional[int] = 6
-    grid_seeds: int = 1
+    grid_tolerance: float = 0.06       # 3 % of 2x
+    grid_closest: Optional[int] = None  # every distinct network within the tolerance
+    grid_seeds: int = 2
     resolution_multiple: int = 0
     final_recipe: Optional[str] = None  # None: the search recipe
     seeds: tuple[int, ...] = (0,)
     study_targets: tuple[float, ...] = ()  # () : 2^phi for each emitted phi > 0
-    fidelity_top: int = 3
+    fidelity_top: int = 3       # the older pick, used only when fidelity_candidates is 0
     fidelity_random: int = 3
+    fidelity_candidates: int = 10  # evenly spaced ranks of the proxy's ranking
     train_scaled: bool = True   # train the emitted family in the final comparison
     data_resolution: Optional[int] = None
     val_fraction: float = 0.1
@@ -202,7 +203,7 @@ class Pipeline:
         c = self.config
         return GridConfig(base=str(self.out / "search" / "best.yaml"), dataset=c.dataset,
                           out=str(self.out / "grid"), step=c.grid_step, tolerance=c.grid_tolerance,
-                          closest=c.grid_closest, recipe=c.recipe, seed=c.seed, device=c.device,
+                          closest=c.grid_closest or None, recipe=c.recipe, seed=c.seed, device=c.device,
                           storage=c.storage, study_name=c.study_name("grid"), data_dir=c.data_dir,
                           workers=c.workers, seeds=c.grid_seeds, val_fraction=c.val_fraction,
                           resolution_multiple=c.resolution_multiple, timeout=c.timeout,
@@ -271,7 +272,7 @@ class Pipeline:
             raise SearchError("the grid trained no point; see grid/grid.csv")
         self.log(f"chosen coefficients alpha {chosen['alpha']}, beta {chosen['beta']}, gamma "
                  f"{chosen['gamma']} (val {chosen['val_acc'] * 100:.2f}%, realised MACs ratio "
-                 f"{chosen['realised_ratio']}; vs runner-up: {chosen['vs_runner_up']['verdict']})")
+                 f"{chosen['realised_ratio']}; {chosen['choice']})")
         return None
 
     def _emit(self) -> None:
@@ -337,8 +338,13 @@ class Pipeline:
         run_study(nets, data, self._final_recipe(), out, self.config.seeds, self._runtime(), self.log)
 
     def _fidelity(self) -> None:
+        c = self.config
+        retrained = c.fidelity_candidates or c.fidelity_top + c.fidelity_random
+        # two long-recipe seeds when a tau will be stated; below 8 candidates it is refused anyway
+        seeds = tuple(c.seeds[:2]) if retrained >= MIN_CANDIDATES else tuple(c.seeds[:1])
         plan = FidelityPlan(top=self.config.fidelity_top, random=self.config.fidelity_random,
-                            recipe=self.config.final_recipe or self.config.recipe, seeds=(self.config.seeds[0],),
+                            candidates=self.config.fidelity_candidates,
+                            recipe=self.config.final_recipe or self.config.recipe, seeds=seeds,
                             noise_seeds=min(3, len(self.config.seeds)) if len(self.config.seeds) > 1 else 0,
                             seed=self.config.seed)
         inputs = fidelity_inputs(self.out / "search", plan)

@@ -9,10 +9,12 @@ from typing import Iterator
 import numpy as np
 
 from nas.counting import analytic_macs
-from nas.rounding import resolution_multiple, scale_spec
+from nas.rounding import scale_spec
 from nas.spec import ArchSpec
 
 from .coefficients import CoefficientError
+from .matching import (MATCH_TOLERANCE, depth_options, nearest_start, refine, width_options,
+                       widths_of, with_repeats, with_widths)
 
 DIMENSIONS = ("depth", "width", "resolution")
 
@@ -44,6 +46,12 @@ class SingleScaled:
         """How far the realised ratio misses the target, in percent of the target."""
         return (self.realised_ratio / self.target_ratio - 1) * 100
 
+    @property
+    def matched(self) -> bool:
+        """True when the realised MACs are within MATCH_TOLERANCE (2 %) of the target: an
+        equal-cost comparison may use this net; otherwise it is "unequal cost"."""
+        return abs(self.realised_ratio / self.target_ratio - 1) <= MATCH_TOLERANCE
+
 
 def parse_targets(text: str) -> list[float]:
     """'2x,4x,0.5x' -> [2.0, 4.0, 0.5].
@@ -61,11 +69,11 @@ def parse_targets(text: str) -> list[float]:
 
 
 def _candidates(base: ArchSpec, dimension: str, max_ratio: float) -> Iterator[tuple[float, ArchSpec]]:
-    """Every distinct realisation of one dimension over a fine multiplier sweep."""
+    """Every distinct realisation of one dimension over a fine uniform-multiplier sweep
+    (resolution: every pixel size)."""
     if dimension == "resolution":
-        step = resolution_multiple(base.resolution)  # the grid's and emission's rounding rule
-        top = int(base.resolution * np.sqrt(max_ratio) * 1.3) + 2 * step
-        for r in range(max(8, step), top + 1, step):
+        top = int(base.resolution * np.sqrt(max_ratio) * 1.3) + 8
+        for r in range(8, top + 1):
             yield r / base.resolution, base.replace(resolution=r)
         return
     if dimension == "depth":
@@ -81,12 +89,53 @@ def _candidates(base: ArchSpec, dimension: str, max_ratio: float) -> Iterator[tu
             yield float(round(m, 4)), spec
 
 
+def _resolutions_near(base: ArchSpec, target: float, base_macs: int) -> list:
+    """(multiplier, spec, ratio) of every pixel size within ±15 % of base x sqrt(target)
+    (MACs grow with the square of the input size)."""
+    centre = base.resolution * np.sqrt(target)
+    low, high = max(8, int(centre * 0.85)), int(centre * 1.15) + 2
+    return [(r / base.resolution, spec, analytic_macs(spec) / base_macs)
+            for r in range(low, high + 1) for spec in [base.replace(resolution=r)]]
+
+
+def _per_stage(base: ArchSpec, dimension: str, m: float, target_macs: float,
+               seen: dict) -> tuple[int, ArchSpec]:
+    """(MACs, spec) after choosing each stage's rounding (width) or repeats (depth) around the
+    uniform multiplier m to land nearest `target_macs`."""
+    if dimension == "width":
+        options, exact = width_options(base, m), [c * m for c in widths_of(base)]
+        build = lambda choice: with_widths(base, choice)  # noqa: E731
+    else:
+        options, exact = depth_options(base, m), [s.repeats * m for s in base.stages]
+        build = lambda choice: with_repeats(base, choice)  # noqa: E731
+    choice = refine(options, nearest_start(options, exact), build, target_macs, seen)
+    return seen[choice], build(choice)
+
+
+def _solve(base: ArchSpec, dimension: str, options: list, target: float, base_macs: int) -> tuple:
+    """(multiplier, spec, realised ratio, every ratio tried) nearest one target ratio."""
+    ranked = sorted(options, key=lambda o: abs(o[2] - target))
+    tried = [r for _, _, r in options]
+    best = ranked[0]
+    if dimension != "resolution":
+        seen: dict = {}
+        for m, _, _ in ranked[:3]:  # refine from the three nearest uniform multipliers
+            macs, spec = _per_stage(base, dimension, m, target * base_macs, seen)
+            if abs(macs / base_macs - target) < abs(best[2] - target):
+                best = (m, spec, macs / base_macs)
+        tried += [macs / base_macs for macs in seen.values()]
+    return (*best, np.array(tried))
+
+
 def scale_single(base: ArchSpec, dimension: str, targets: list[float]) -> list[SingleScaled]:
     """Per target MACs ratio, the one-dimension net whose realised MACs land closest to it.
 
-    Depth and width are swept in fine multiplier steps and resolution in steps of its
-    rounding multiple; rounding makes only some ratios achievable, so each result
-    records the achievable neighbours of its target.
+    Depth and width are first swept in fine uniform-multiplier steps; from the three
+    multipliers landing nearest, each stage's width rounding (the multiple of 8 below or
+    above) or repeats (floor or ceil) is then chosen greedily to land nearer still
+    (`scaling.matching`). Resolution is swept in 1-px steps. Each result records the
+    achievable neighbours of its target among everything tried; `matched` says whether it
+    is within MATCH_TOLERANCE (2 %).
 
     Args:
         base: the net to grow (or shrink).
@@ -94,20 +143,23 @@ def scale_single(base: ArchSpec, dimension: str, targets: list[float]) -> list[S
         targets: MACs ratios to the base (e.g. 2.0, 4.0, 0.5).
 
     Returns:
-        one SingleScaled per target, in order, named <base>-<dimension><target>x.
+        one SingleScaled per target, in order, named <base>-<dimension><target>x; `multiplier`
+        is the uniform multiplier the chosen net was refined from (for resolution: new / base).
     """
     if dimension not in DIMENSIONS:
         raise CoefficientError(f"unknown dimension {dimension!r}; choose one of {', '.join(DIMENSIONS)}")
     base_macs = analytic_macs(base)
-    options = [(m, spec, analytic_macs(spec) / base_macs)
-               for m, spec in _candidates(base, dimension, max(targets))]
-    ratios = np.array([r for _, _, r in options])
+    power = 2 if dimension == "width" else 1  # MACs grow about as m^2 (width) or m (depth)
+    low, high = (min(targets) * 0.4) ** (1 / power), (max(targets) * 2.5) ** (1 / power)
+    sweep = [] if dimension == "resolution" else [
+        (m, spec, analytic_macs(spec) / base_macs) for m, spec in _candidates(base, dimension, max(targets))
+        if low <= m <= high]
     results = []
     for target in targets:
-        i = int(np.argmin(np.abs(ratios - target)))
+        options = _resolutions_near(base, target, base_macs) if dimension == "resolution" else sweep
+        m, spec, realised, ratios = _solve(base, dimension, options, target, base_macs)
         below = ratios[ratios <= target].max(initial=0.0)
         above = ratios[ratios >= target].min(initial=np.inf)
-        m, spec, realised = options[i]
         name = f"{base.name}-{dimension}{target:g}x"
         results.append(SingleScaled(dimension, target, m, realised, float(below), float(above),
                                     spec.replace(name=name)))

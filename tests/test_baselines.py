@@ -18,7 +18,7 @@ from nas.search.space import load_space
 from nas.spec import ArchSpec
 from nas.stats import binomial_se, summarise_seeds
 from nas.study.storage import requeue_interrupted
-from scaling.pipeline_report import claim_references
+from scaling.pipeline_report import claim_baseline_won, claim_references, report_family
 from scaling.single import match_to_macs
 from test_safety import one_error_line
 
@@ -146,7 +146,7 @@ def test_compare_refuses_one_architecture_under_two_names(tmp_path, tiny, capsys
     assert not out.exists()
 
 
-def test_pipeline_first_claim_when_the_base_is_a_baseline():
+def test_pipeline_first_claim_when_the_base_is_a_baseline(tmp_path):
     runs = pd.DataFrame([{"model": m, "seed": s, "test_acc": acc + 0.01 * s, "macs": macs}
                          for m, acc, macs in (("searched", 0.90, 1.5e6), ("tiny-mbconv@1.5M", 0.85, 1.5e6),
                                               ("sampled", 0.80, 1.4e6))
@@ -156,14 +156,15 @@ def test_pipeline_first_claim_when_the_base_is_a_baseline():
     labels = {"searched": "searched base = baseline tiny-separable at the target's MACs, phi = 0",
               "tiny-mbconv@1.5M": "hand-designed reference, width-matched to the base's MACs",
               "sampled": "best sampled candidate of the search, at its own MACs"}
-    lines = claim_references(summary, labels, "tiny-separable")
-    sampled = summary.set_index("model").loc["sampled"]
-    assert lines[0].startswith("- **the search found no candidate better than `tiny-separable` at this "
-                               "budget**")
+    adjusted, sampled_rows, ref_rows, _ = report_family(summary, labels, tmp_path)  # no study: 2 claims
+    first = claim_baseline_won(sampled_rows, "tiny-separable")
+    sampled = adjusted.set_index("model").loc["sampled"]
+    assert first.startswith("- **the search found no candidate better than `tiny-separable` at this budget**")
     assert (f"best sampled candidate (`sampled`, 1.40 M MACs) vs `tiny-separable`: **{sampled['verdict']}** "
-            f"(Δ {sampled['diff'] * 100:+.2f} ± {sampled['ci'] * 100:.2f} pts vs the base)") in lines[0]
-    assert lines[1].startswith("- searched base vs `tiny-mbconv@1.5M`")
-    assert claim_references(summary, labels)[0].startswith("- searched base vs")  # a sampled base
+            f"(Δ {sampled['diff'] * 100:+.2f} ± {sampled['ci'] * 100:.2f} pts raw 95 % CI") in first
+    assert sampled_rows[0]["family"] == 2  # the sampled claim is Holm-adjusted with the reference's
+    assert claim_references(ref_rows)[0].startswith("- searched base vs `tiny-mbconv@1.5M`")
+    assert claim_baseline_won([], "tiny-separable").endswith("no sampled candidate finished training")
 
 
 def test_pipeline_trains_the_best_sampled_candidate_instead_of_the_baseline_twice(tmp_path, tiny):

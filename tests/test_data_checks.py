@@ -94,7 +94,8 @@ def test_scale_study_refuses_data_below_its_grown_nets_and_warns_once_per_size(t
         assert main(study + ["--base", specs["a40"]]) == 2
     err = capsys.readouterr().err
     sizes = notes(err)
-    assert sizes[0] == 40 and len(sizes) >= 3 and sizes == sorted(set(sizes))  # base, compound, resolution
+    # base, then the grown sizes once each (the compound and resolution-only nets may share one)
+    assert sizes[0] == 40 and len(sizes) >= 2 and sizes == sorted(set(sizes))
     assert "another `nas` run is working in" in one_error_line(err)
 
 

@@ -105,7 +105,8 @@ def test_single_dimension_lands_on_the_closest_achievable_macs(dimension):
     achievable = sorted({analytic_macs(s) / base_macs for _, s in _candidates(base, dimension, 4.0)})
     for r in results:
         assert r.below <= r.target_ratio <= r.above
-        assert abs(r.realised_ratio - r.target_ratio) == min(abs(a - r.target_ratio) for a in achievable)
+        # per-stage rounding (width, depth) lands at least as near as any uniform multiplier
+        assert abs(r.realised_ratio - r.target_ratio) <= min(abs(a - r.target_ratio) for a in achievable) + 1e-12
         assert analytic_macs(r.spec) / base_macs == pytest.approx(r.realised_ratio)
         changed = {"depth": r.spec.blocks != base.blocks, "width": r.spec.head.channels != base.head.channels,
                    "resolution": r.spec.resolution != base.resolution}
@@ -125,6 +126,7 @@ def test_single_cli(tmp_path, capsys):
                  "--targets", "2x,4x", "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "single.csv")
     assert list(table["target"]) == ["2x", "4x"] and "nearest below" in table.columns
+    assert list(table["within 2 %"]) == ["yes", "yes"]  # per-stage width rounding reaches both
     assert main(["scale", "single", "--base", "efficientnet-b0-cifar", "--dimension", "width",
                  "--targets", "two", "--out", str(tmp_path)]) == 2
 

@@ -48,6 +48,9 @@ def test_gpu_session_dry_run_commands_parse():
     argv = shlex.split(evidence.stdout.split(" -m nas ", 1)[1])
     args = parser.parse_args(argv)
     assert args.space == "cifar" and args.data_resolution == 32 and args.seeds == (0, 1, 2)
+    # issue 18's rules: every grid network in tolerance, 2 grid seeds, 10 spread fidelity candidates
+    assert args.grid_closest == 0 and args.grid_seeds == 2 and args.fidelity_candidates == 10
+    assert args.fidelity_top is None and args.fidelity_random is None
 
 
 def test_bench_cifar16_dry_run_commands_parse():

@@ -133,7 +133,7 @@ def test_verdict_markdown_table():
     lines = md.splitlines()
     assert lines[0].startswith("| model | MACs (M) | test acc % (mean ± std)") and "Δ vs b0" in lines[0]
     assert len(lines) == 2 + 3
-    assert "| b0 | 10.00 | 89.67 ± 1.53 | 3 | — | 3 | reference |" == lines[2]
+    assert "| b0 | 10.00 | 89.67 ± 1.53 | 3 | — | 3 | - | reference |" == lines[2]
     assert "+3.00 ± 1.24" in lines[3] and "resolved: wide better" in lines[3]
     assert lines[4].endswith("not resolved at this budget |")
 

@@ -47,8 +47,9 @@ def matched_models(specs: list[ArchSpec], target: Optional[int], by: str, keep: 
             models.append((spec.name, spec, None))
             continue
         m = match_to_macs(spec, target, by)
-        log(f"{spec.name}: {by} x{m.multiplier:g} -> {analytic_macs(m.spec):,} MACs "
-            f"({m.error_pct:+.1f} % off the {target:,} target)")
+        log(f"{spec.name}: {by} x{m.multiplier:g} (per-stage rounding) -> {analytic_macs(m.spec):,} MACs "
+            f"({m.error_pct:+.1f} % off the {target:,} target)"
+            + ("" if m.matched else f"; no {by} lands within 2 %: unequal cost, no claim"))
         models.append((m.spec.name, m.spec, target))
     return models
 
@@ -89,12 +90,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with run_folder(Path(args.out), fit_of(pairs, dataset, recipe, args.seeds), args.force) as out:
         runs = compare(pairs, dataset, recipe, out, args.seeds, Runtime(device=args.device, quiet=True))
     write_csv(out / "runs.csv", runs)
-    summary = summarise(runs, reference=reference)
+    summary = claims_of(summarise(runs, reference=reference), args.match_macs)
     costs = cost_table(pairs, args.device)
     summary = summary.merge(costs, on="model").assign(target_macs=[t for _, _, t in models])
     write_csv(out / "compare.csv", summary)
     warnings = cost_disagreements(summary)
-    table = markdown(summary) + "\n\n" + cost_markdown(summary)
+    family = (f"each net vs {reference} at {args.match_macs:,} MACs" if args.match_macs else
+              f"each net vs {reference} (not at equal MACs: no --match-macs)")
+    table = markdown(summary, family=family) + "\n\n" + cost_markdown(summary)
     write_text(out / "compare.md", f"# {dataset.name}, recipe {recipe.name}, seeds "
                                     f"{', '.join(map(str, args.seeds))}\n\n{table}\n"
                                     + "".join(f"\n{w}\n" for w in warnings))
@@ -103,6 +106,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for w in warnings:
         print(w)
     return 0
+
+
+def claims_of(summary, match_macs: Optional[int]):
+    """The summary with each net's MACs gap to --match-macs ("unequal cost" beyond 2 %, the
+    reference included) and Holm-adjusted verdicts over the comparisons that remain claims."""
+    from ..claims import holm_summary, mark_costs
+    return holm_summary(mark_costs(summary, match_macs) if match_macs else summary)
 
 
 def cost_markdown(summary) -> str:

@@ -12,16 +12,21 @@ from .options import POSITIVE_INT, NON_NEGATIVE_INT, add
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `fidelity` sub-command."""
-    p = sub.add_parser("fidelity", help="retrain top-K and K random candidates of a search with a longer "
-                                        "recipe; Kendall tau / Spearman rho with bootstrap intervals")
+    p = sub.add_parser("fidelity", help="retrain candidates spread over a search's proxy ranking with a "
+                                        "longer recipe; Kendall tau / Spearman rho with bootstrap "
+                                        "intervals and a permutation p (or rank evaluators against a bench)")
     p.add_argument("search_dir", metavar="SEARCH_DIR", nargs="?",
                    help="the --out folder of a finished `nas search` (or give --bench)")
-    p.add_argument("--top", type=POSITIVE_INT, default=5, help="best candidates by proxy accuracy (default 5)")
-    p.add_argument("--random", type=NON_NEGATIVE_INT, default=5,
-                   help="random other trained candidates (default 5)")
+    p.add_argument("--candidates", type=POSITIVE_INT, default=10,
+                   help="candidates retrained, at evenly spaced ranks of the proxy's ranking (default 10; "
+                        "a tau needs at least 8)")
+    p.add_argument("--top", type=POSITIVE_INT,
+                   help="the older pick instead of --candidates: the K best by proxy accuracy")
+    p.add_argument("--random", type=NON_NEGATIVE_INT,
+                   help="with the older pick: K random other trained candidates")
     p.add_argument("--noise-seeds", type=NON_NEGATIVE_INT, default=3,
                    help="seeds of the proxy retrained on its best candidate, for its seed noise (default 3)")
-    add(p, "recipe", "seeds", "device", "force", recipe="full")
+    add(p, "recipe", "seeds", "device", "force", recipe="full", seeds=(0, 1))
     p.add_argument("--out", help="where the runs and fidelity.* go (default SEARCH_DIR/fidelity)")
     add_bench_fidelity_args(p)
     p.set_defaults(func=cmd_fidelity)
@@ -37,8 +42,9 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
         return cmd_fidelity_bench(args)
     if not args.search_dir:
         raise NasError("give the --out folder of a finished `nas search`, or --bench DIR of a benchmark")
-    plan = FidelityPlan(top=args.top, random=args.random, recipe=args.recipe, seeds=tuple(args.seeds),
-                        noise_seeds=args.noise_seeds)
+    older_pick = args.top is not None or args.random is not None
+    plan = FidelityPlan(top=args.top or 0, random=args.random or 0, recipe=args.recipe, seeds=tuple(args.seeds),
+                        noise_seeds=args.noise_seeds, candidates=0 if older_pick else args.candidates)
     inputs = fidelity_inputs(Path(args.search_dir), plan)
     check_fidelity(inputs, plan, args.device)  # before the lock: a refusal writes nothing
     given = Path(args.out) if args.out else Path(args.search_dir) / "fidelity"

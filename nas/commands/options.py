@@ -210,8 +210,8 @@ OPTIONS: dict[str, Opt] = {
     # scaling
     "base": _opt("--base", required=True, help="base spec YAML or preset (e.g. a search's best.yaml)"),
     "step": _opt("--step", type=POSITIVE, default=0.05, help="grid step of alpha, beta, gamma (default 0.05)"),
-    "tolerance": _opt("--tolerance", type=POSITIVE, default=0.1,
-                      help="allowed |realised MACs ratio - 2| of a grid point (default 0.1)"),
+    "tolerance": _opt("--tolerance", type=POSITIVE, default=0.06,
+                      help="allowed |realised MACs ratio - 2| of a grid point (default 0.06: 3 %% of 2x)"),
     "nominal_window": _opt("--nominal-window", type=NON_NEGATIVE, default=0.3,
                            help="candidates considered: |alpha*beta^2*gamma^2 - 2| <= this (default 0.3)"),
     "closest": _opt("--closest", "--grid-closest", type=POSITIVE_INT,

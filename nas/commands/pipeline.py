@@ -26,20 +26,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     add(p, "phi", phi="1,2,3")
     p.add_argument("--grid-step", type=POSITIVE, default=0.05,
                    help="grid step of alpha, beta, gamma (default 0.05)")
-    p.add_argument("--grid-tolerance", type=POSITIVE, default=0.1,
-                   help="allowed |realised MACs ratio - 2| of a grid point (default 0.1)")
-    p.add_argument("--grid-closest", "--closest", dest="grid_closest", type=NON_NEGATIVE_INT, default=6,
-                   help="grid points nearest 2x realised MACs to train (default 6; 0 = all)")
-    add(p, "grid_seeds")
+    p.add_argument("--grid-tolerance", type=POSITIVE, default=0.06,
+                   help="allowed |realised MACs ratio - 2| of a grid point (default 0.06: 3 %% of 2x)")
+    p.add_argument("--grid-closest", "--closest", dest="grid_closest", type=NON_NEGATIVE_INT, default=0,
+                   help="train only the K grid points nearest 2x realised MACs (default 0: every "
+                        "distinct network within --grid-tolerance)")
+    add(p, "grid_seeds", grid_seeds=2)
     p.add_argument("--final-recipe", help="recipe of the final comparison (default: --recipe)")
     p.add_argument("--seeds", type=SEEDS, default=(0,),
                    help="seeds of the final comparison, e.g. 0,1,2 (3 or more for verdicts)")
     p.add_argument("--study-targets", default="",
                    help="MACs ratios of the scaling study, e.g. 2x,4x (default: 2^phi of each emitted phi > 0)")
-    p.add_argument("--fidelity-top", type=POSITIVE_INT, default=3,
-                   help="top candidates retrained for fidelity (default 3)")
-    p.add_argument("--fidelity-random", type=NON_NEGATIVE_INT, default=3,
-                   help="random candidates retrained for fidelity (default 3)")
+    p.add_argument("--fidelity-candidates", type=POSITIVE_INT, default=10,
+                   help="candidates retrained for fidelity, at evenly spaced ranks of the proxy's "
+                        "ranking (default 10; a tau needs at least 8)")
+    p.add_argument("--fidelity-top", type=POSITIVE_INT,
+                   help="the older pick: the K best by the proxy (with --fidelity-random) instead of "
+                        "--fidelity-candidates")
+    p.add_argument("--fidelity-random", type=NON_NEGATIVE_INT,
+                   help="the older pick: K random other candidates (with --fidelity-top)")
     p.add_argument("--no-train-scaled", dest="train_scaled", action="store_false",
                    help="leave the emitted phi nets out of the final comparison (the study still "
                         "trains a compound net per target)")
@@ -56,8 +61,13 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from scaling.single import parse_targets
 
     targets = tuple(parse_targets(args.study_targets)) if args.study_targets else ()
+    older_pick = args.fidelity_top is not None or args.fidelity_random is not None
+    fidelity = (dict(fidelity_top=args.fidelity_top or 0, fidelity_random=args.fidelity_random or 0,
+                     fidelity_candidates=0) if older_pick else
+                dict(fidelity_top=PipelineConfig.fidelity_top, fidelity_random=PipelineConfig.fidelity_random))
     config = config_from(PipelineConfig, args, phis=tuple(parse_phis(args.phi)),
-                         grid_closest=args.grid_closest or None, study_targets=targets, **cost_fields(args))
+                         grid_closest=args.grid_closest or None, study_targets=targets, **cost_fields(args),
+                         **fidelity)
     report = Pipeline(config).run()
     if report is None:  # a step stopped at --timeout; it said so
         return 0

@@ -69,10 +69,10 @@ def cmd_grid(args: argparse.Namespace) -> int:
     if chosen is None:
         print("no grid point finished; nothing chosen")
         return 1
-    print(f"best: alpha {chosen['alpha']} beta {chosen['beta']} gamma {chosen['gamma']} "
+    print(f"chosen: alpha {chosen['alpha']} beta {chosen['beta']} gamma {chosen['gamma']} "
           f"(alpha*beta^2*gamma^2 = {chosen['factor']}, realised MACs ratio {chosen['realised_ratio']}, "
-          f"val {chosen['val_acc'] * 100:.2f}% over {chosen['seeds']} seed(s); vs runner-up: "
-          f"{chosen['vs_runner_up']['verdict']}) -> {args.out}/best_coefficients.yaml, grid.csv, grid.png")
+          f"val {chosen['val_acc'] * 100:.2f}% over {chosen['seeds']} seed(s); {chosen['choice']}) "
+          f"-> {args.out}/best_coefficients.yaml, grid.csv, grid.png")
     return 0
 
 
@@ -111,8 +111,9 @@ def cmd_single(args: argparse.Namespace) -> int:
     for r in results:
         files[f"{safe_name(r.spec.name)}.yaml"] = r.spec.to_yaml()
         rows.append([r.spec.name, f"{r.target_ratio:g}x", r.multiplier, round(r.realised_ratio, 4),
-                     f"{r.error_pct:+.2f}%", round(r.below, 4), round(r.above, 4)])
-    header = ["name", "target", "multiplier", "realised", "error", "nearest below", "nearest above"]
+                     f"{r.error_pct:+.2f}%", "yes" if r.matched else "no: unequal cost", round(r.below, 4),
+                     round(r.above, 4)])
+    header = ["name", "target", "multiplier", "realised", "error", "within 2 %", "nearest below", "nearest above"]
     files["single.csv"] = pd.DataFrame(rows, columns=header).to_csv(index=False)
     write_files(out, files, "single-dimension scaling")
     print(text_table(rows, header))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -16,9 +17,11 @@ from .runtime import amp_dtype, resolve_device
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: Split, normalize: Normalize,
-             amp: Optional[torch.dtype], batch_size: int) -> tuple[float, float]:
-    """(accuracy, mean loss) of `model` on a staged split; the model's mode is restored.
+def evaluate_outcomes(model: torch.nn.Module, data: Split, normalize: Normalize,
+                      amp: Optional[torch.dtype], batch_size: int) -> tuple[float, float, np.ndarray]:
+    """(accuracy, mean loss, per-image correct flags) of `model` on a staged split; the
+    model's mode is restored. The flags (numpy bool, split order) are what paired intervals
+    resample (`nas.outcomes`, `nas.claims`).
 
     Args:
         model: any classifier taking normalised N x C x H x W floats.
@@ -30,7 +33,7 @@ def evaluate(model: torch.nn.Module, data: Split, normalize: Normalize,
     was_training = model.training
     model.eval()
     device_type = data.labels.device.type
-    correct = torch.zeros((), dtype=torch.long, device=data.labels.device)
+    hits = []
     loss = torch.zeros((), device=data.labels.device)
     autocast = (torch.autocast(device_type, dtype=amp) if amp is not None
                 else torch.autocast(device_type, enabled=False))
@@ -39,11 +42,20 @@ def evaluate(model: torch.nn.Module, data: Split, normalize: Normalize,
             x, y = data.images[start:start + batch_size], data.labels[start:start + batch_size]
             with autocast:
                 logits = model(normalize(x)).float()
-            correct += (logits.argmax(1) == y).sum()
+            hits.append(logits.argmax(1) == y)
             loss += F.cross_entropy(logits, y, reduction="sum")
     finally:
         model.train(was_training)
-    return int(correct) / len(data), float(loss) / len(data)
+    correct = torch.cat(hits).cpu().numpy() if hits else np.zeros(0, dtype=bool)
+    return int(correct.sum()) / len(data), float(loss) / len(data), correct
+
+
+def evaluate(model: torch.nn.Module, data: Split, normalize: Normalize,
+             amp: Optional[torch.dtype], batch_size: int) -> tuple[float, float]:
+    """(accuracy, mean loss) of `model` on a staged split (`evaluate_outcomes` without the
+    per-image flags); the model's mode is restored."""
+    acc, loss, _ = evaluate_outcomes(model, data, normalize, amp, batch_size)
+    return acc, loss
 
 
 def check_classes(spec_classes: int, dataset: Dataset, what: str) -> None:

@@ -20,13 +20,14 @@ import torch
 from ..builder import build
 from ..counting import analytic_count
 from ..data import Dataset, Split
+from ..outcomes import pack
 from ..progress import Progress
 from ..recipe import Recipe
 from ..spec import ArchSpec
 from .augment import Normalize, augment_epoch
 from .checkpoint import (CHECKPOINT, FORMAT, TrainError, load_checkpoint, prepare_out_dir,
                          run_fingerprint, save_atomic, write_atomic, write_metrics)
-from .evaluation import evaluate
+from .evaluation import evaluate, evaluate_outcomes
 from .optim import WeightEMA, lr_schedule, make_optimizer
 from .runtime import Runtime, amp_dtype, configure, resolve_device, use_channels_last
 from .step import TrainStep
@@ -57,6 +58,8 @@ class TrainResult:
     device: str = ""
     test_images: int = 0
     fingerprint: dict = field(default_factory=dict)
+    val_outcomes: Optional[str] = None   # which validation images the last evaluation got right
+    test_outcomes: Optional[str] = None  # which test images it got right ("N:BASE64", nas.outcomes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (result.json)."""
@@ -88,6 +91,7 @@ class Run:
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     evaluated_at: int = -1            # training step at which eval_model was last refreshed
+    outcomes: dict = field(default_factory=dict)  # split -> packed per-image flags of its last evaluation
 
 
 def check_fits(spec: ArchSpec, dataset: Dataset) -> None:
@@ -217,9 +221,12 @@ def evaluation_model(run: Run) -> torch.nn.Module:
 
 
 def evaluate_split(run: Run, split: str) -> tuple[float, float, int]:
-    """(accuracy, loss, images) of the evaluation weights on `split`."""
+    """(accuracy, loss, images) of the evaluation weights on `split`; its per-image outcomes
+    are kept in run.outcomes[split] for result.json."""
     data = run.val if split == "val" else run.dataset.staged(split, run.device, run.spec.resolution)
-    acc, loss = evaluate(evaluation_model(run), data, run.normalize, run.amp, run.runtime.eval_batch_size)
+    acc, loss, correct = evaluate_outcomes(evaluation_model(run), data, run.normalize, run.amp,
+                                           run.runtime.eval_batch_size)
+    run.outcomes[split] = pack(correct)
     return acc, loss, len(data)
 
 
@@ -261,6 +268,7 @@ def finish(run: Run, result: TrainResult, evaluate_test: bool, wall_start: float
     if result.status == "completed" and evaluate_test:
         result.test_acc, _, result.test_images = evaluate_split(run, "test")
         run.say(f"test accuracy {result.test_acc:.4f} ({result.test_images} images)")
+    result.val_outcomes, result.test_outcomes = run.outcomes.get("val"), run.outcomes.get("test")
     result.wall_seconds = time.perf_counter() - wall_start
     if run.out is not None:
         write_atomic(run.out / "result.json", json.dumps(result.to_dict(), indent=2))
