@@ -21,11 +21,12 @@ from ..builder import build
 from ..counting import analytic_count
 from ..data import Dataset, Split
 from ..progress import Progress
+from ..atomic import write_text
 from ..recipe import Recipe
 from ..spec import ArchSpec
 from .augment import Normalize, augment_epoch
 from .checkpoint import (CHECKPOINT, FORMAT, TrainError, load_checkpoint, prepare_out_dir,
-                         run_fingerprint, save_atomic, write_atomic, write_metrics)
+                         run_fingerprint, save_atomic, write_metrics)
 from .evaluation import evaluate
 from .optim import WeightEMA, lr_schedule, make_optimizer
 from .runtime import Runtime, amp_dtype, configure, resolve_device, use_channels_last
@@ -263,7 +264,7 @@ def finish(run: Run, result: TrainResult, evaluate_test: bool, wall_start: float
         run.say(f"test accuracy {result.test_acc:.4f} ({result.test_images} images)")
     result.wall_seconds = time.perf_counter() - wall_start
     if run.out is not None:
-        write_atomic(run.out / "result.json", json.dumps(result.to_dict(), indent=2))
+        write_text(run.out / "result.json", json.dumps(result.to_dict(), indent=2))
     return result
 
 
