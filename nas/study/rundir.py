@@ -96,8 +96,8 @@ def _fits(value: Any, annotation: str) -> bool:
     if value is None:
         return optional
     kinds = _TYPES.get(annotation.removeprefix("Optional[").removesuffix("]"))
-    if kinds is None:  # tuples and other containers: lists in YAML
-        return isinstance(value, (list, tuple))
+    if kinds is None:  # containers and other types: their constructor checks them
+        return True
     return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
 
 

@@ -60,11 +60,6 @@ def checkpoint_fingerprint(state: dict) -> dict:
     return state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """A text file written atomically (result.json)."""
-    write_text(path, text)
-
-
 def save_atomic(obj: Any, path: Path) -> None:
     """torch.save written atomically (checkpoint.pt)."""
     replace_atomically(path, lambda f: torch.save(obj, f))

@@ -22,11 +22,12 @@ from ..counting import analytic_count
 from ..data import Dataset, Split
 from ..outcomes import pack
 from ..progress import Progress
+from ..atomic import write_text
 from ..recipe import Recipe
 from ..spec import ArchSpec
 from .augment import Normalize, augment_epoch
 from .checkpoint import (CHECKPOINT, FORMAT, TrainError, load_checkpoint, prepare_out_dir,
-                         run_fingerprint, save_atomic, write_atomic, write_metrics)
+                         run_fingerprint, save_atomic, write_metrics)
 from .evaluation import evaluate, evaluate_outcomes
 from .optim import WeightEMA, lr_schedule, make_optimizer
 from .runtime import Runtime, amp_dtype, configure, resolve_device, use_channels_last
@@ -271,7 +272,7 @@ def finish(run: Run, result: TrainResult, evaluate_test: bool, wall_start: float
     result.val_outcomes, result.test_outcomes = run.outcomes.get("val"), run.outcomes.get("test")
     result.wall_seconds = time.perf_counter() - wall_start
     if run.out is not None:
-        write_atomic(run.out / "result.json", json.dumps(result.to_dict(), indent=2))
+        write_text(run.out / "result.json", json.dumps(result.to_dict(), indent=2))
     return result
 
 
