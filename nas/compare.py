@@ -185,9 +185,9 @@ def cost_disagreements(table: pd.DataFrame, latency: str = "latency_b256_ms", fa
 def plot(summary: pd.DataFrame, path: Path, title: str, line_models: Sequence[str] = (),
          line_label: str = "scaled family") -> None:
     """Test (or validation) accuracy vs MACs; `line_models` joined as one curve."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plotting import pyplot
+
+    plt = pyplot()
 
     metric = "test_acc" if summary["test_acc"].notna().all() else "val_acc"
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -23,6 +23,7 @@ from .atomic import save_figure, write_csv, write_text
 from .compare import compare, fit_of
 from .data import Dataset, load_dataset
 from .errors import NasError
+from .fidelity_words import TOO_FEW_TO_TELL, describe  # noqa: F401  (describe: the public sentence)
 from .preflight import check_before_training, check_memory_of, to_stderr, training_batch
 from .recipe import Recipe, resolve_recipe
 from .search.baselines import trial_spec
@@ -175,7 +176,6 @@ def run_fidelity(inputs: FidelityInputs, plan: FidelityPlan, out: Optional[Path]
 
 MIN_CANDIDATES = 8   # fewer cannot resolve tau (resampling 6 gives tau = 1 exactly in ~9 % of draws)
 USABLE_TAU, USABLE_P = 0.5, 0.05
-TOO_FEW_TO_TELL = "too few to tell"
 
 
 def agreement_of(table: pd.DataFrame) -> dict:
@@ -221,22 +221,6 @@ def fidelity_table(candidates: pd.DataFrame, long_runs: pd.DataFrame, metric: st
     return table
 
 
-def describe(summary: dict) -> str:
-    """One sentence: tau and rho with their intervals, the permutation p and the usable-proxy
-    verdict (or "too few to tell" below 8 candidates), and the proxy's seed noise."""
-    def iv(low, high):
-        return "" if low is None else f" [95 % bootstrap {low:.2f}, {high:.2f}]"
-    noise = (f"; proxy seed noise ±{summary['proxy_seed_sd_pts']:.2f} pts (sd)"
-             if summary.get("proxy_seed_sd_pts") is not None else "")
-    head = f"proxy `{summary['proxy_recipe']}` vs `{summary['long_recipe']}` over {summary['candidates']} candidates"
-    if summary.get("tau") is None:
-        return f"{head}: {summary.get('verdict', TOO_FEW_TO_TELL)}{noise}"
-    perm = "" if summary.get("p_perm") is None else f", permutation p {summary['p_perm']:.3g}"
-    verdict = f"; {summary['verdict']}" if summary.get("verdict") else ""
-    return (f"{head}: Kendall tau {summary['tau']:.2f}{iv(summary['tau_low'], summary['tau_high'])}{perm}, "
-            f"Spearman rho {summary['rho']:.2f}{iv(summary['rho_low'], summary['rho_high'])}{verdict}{noise}")
-
-
 def write_fidelity(out: Path, table: pd.DataFrame, summary: dict) -> None:
     """fidelity.csv, fidelity.json, fidelity.md and fidelity.png."""
     out.mkdir(parents=True, exist_ok=True)
@@ -255,9 +239,9 @@ def write_fidelity(out: Path, table: pd.DataFrame, summary: dict) -> None:
 
 def plot_fidelity(path: Path, table: pd.DataFrame, summary: dict) -> None:
     """Long-recipe accuracy against proxy accuracy, one point per candidate."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plotting import pyplot
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for picked, marker in (("spread", "D"), ("top", "o"), ("random", "s")):

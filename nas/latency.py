@@ -172,11 +172,11 @@ class LatencyCache:
 
     def put(self, device_id: str, key: str, ms: float) -> None:
         """Record one measurement (the file is created with its folder when missing)."""
-        from .train.checkpoint import write_atomic
+        from .atomic import write_text
         data = self._read()
         data.setdefault(device_id, {})[key] = ms
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True))
+        write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
         self._data = data
 
 

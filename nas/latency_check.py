@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .atomic import save_figure, write_csv, write_text
 from .counting import analytic_count
 from .latency import device_fingerprint, fingerprint_id, measure_spec_ms
 from .latency_table import LatencyTable, spec_ops, time_op
@@ -136,11 +137,11 @@ def report_markdown(summary: dict) -> str:
 def write_check(out: Path, df: pd.DataFrame, summary: dict, header: str) -> None:
     """check.csv (one row per net), check.md (header and agreement table), check.png (scatter)."""
     out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "check.csv", index=False)
-    (out / "check.md").write_text(f"{header}\n\n{report_markdown(summary)}\n")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    write_csv(out / "check.csv", df)
+    write_text(out / "check.md", f"{header}\n\n{report_markdown(summary)}\n")
+    from .plotting import pyplot
+
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     high = float(df["measured_ms"].max()) * 1.1
     for ax, column, label in ((axes[0], "predicted_ms", "table sum"), (axes[0], "calibrated_ms", "calibrated"),
@@ -157,5 +158,5 @@ def write_check(out: Path, df: pd.DataFrame, summary: dict, header: str) -> None
     axes[0].set_title("lookup table")
     axes[1].set_title("MACs as the predictor")
     fig.tight_layout()
-    fig.savefig(out / "check.png", dpi=110)
+    save_figure(fig, out / "check.png", dpi=110)
     plt.close(fig)

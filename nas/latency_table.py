@@ -203,10 +203,10 @@ class LatencyTable:
 
     def save(self, path: Path) -> None:
         """Write the table as JSON, atomically."""
-        from .train.checkpoint import write_atomic
+        from .atomic import write_text
         data = {"space": self.space, "batch": self.batch, "fingerprint": self.fingerprint,
                 "meta": self.meta or {}, "entries": self.entries}
-        write_atomic(Path(path), json.dumps(data, indent=1))
+        write_text(Path(path), json.dumps(data, indent=1))
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu",

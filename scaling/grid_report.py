@@ -95,9 +95,9 @@ def write_grid_outputs(study: optuna.Study, config: GridConfig) -> Optional[dict
 
 def plot_grid(path: Path, df: pd.DataFrame, noise_floor: float) -> None:
     """Bars of mean validation accuracy per point with seed spread, and accuracy vs realised MACs."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nas.plotting import pyplot
+
+    plt = pyplot()
 
     ordered = df.sort_values(["alpha", "beta", "gamma"])
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})

@@ -13,7 +13,7 @@ import yaml
 from nas.atomic import write_csv, write_text
 from nas.claims import adjust, family_line, interval_line, mark_costs
 from nas.compare import markdown, plot, summarise
-from nas.fidelity import describe
+from nas.fidelity_words import describe
 from nas.search.report import cost_line
 from nas.stats import REFERENCE
 

@@ -213,9 +213,9 @@ def study_markdown(table: pd.DataFrame, runs: pd.DataFrame, nets: Sequence[Study
 
 def plot_study(table: pd.DataFrame, path: Path, title: str) -> None:
     """Accuracy vs MACs, one line per strategy from the base, with seed error bars."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nas.plotting import pyplot
+
+    plt = pyplot()
 
     base = table[table["strategy"] == "base"].iloc[0]
     fig, ax = plt.subplots(figsize=(7, 4.5))

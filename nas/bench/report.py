@@ -16,7 +16,7 @@ from ..search.report import pareto_front
 from ..spec import ArchSpec
 from ..study import Status
 from ..tables import markdown_table
-from ..train.checkpoint import write_atomic
+from ..atomic import save_figure, write_csv, write_text
 from .build import RUN_KEY, BenchConfig
 from .sample import BenchError
 
@@ -63,12 +63,12 @@ def write_bench(config: BenchConfig, study: optuna.Study) -> dict:
     """bench.csv, bench.md and bench.png in the benchmark's folder; returns the summary."""
     out = Path(config.out)
     runs = runs_frame(study)
-    write_atomic(out / "bench.csv", runs.to_csv(index=False))
+    write_csv(out / "bench.csv", runs)
     cands = candidates_frame(runs)
     summary = {"candidates": int(len(cands)), "runs": int(len(runs)),
                "references": int((cands["kind"] == "reference").sum()),
                "train_hours": round(float(runs["wall_seconds"].sum()) / 3600, 3), **seed_noise(cands)}
-    write_atomic(out / "bench.md", _markdown(config, cands, summary))
+    write_text(out / "bench.md", _markdown(config, cands, summary))
     if len(cands):
         _plot(out / "bench.png", cands)
     return summary
@@ -97,9 +97,9 @@ def _markdown(config: BenchConfig, cands: pd.DataFrame, summary: dict) -> str:
 
 
 def _plot(path: Path, cands: pd.DataFrame) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import pyplot
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sampled, refs = cands[cands["kind"] == "sampled"], cands[cands["kind"] == "reference"]
@@ -118,7 +118,7 @@ def _plot(path: Path, cands: pd.DataFrame) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 

@@ -66,8 +66,6 @@ def register_evaluator(name: str, factory: Factory, arg: Optional[str] = None, h
 
 def evaluator_names() -> list[str]:
     """The registered names as written on a command line (``train:RECIPE``, ``synflow``, ...)."""
-    from . import builtin  # noqa: F401 (registers the built-in evaluators)
-
     return [f"{n}:{arg}" if arg else n for n, (_f, arg, _h) in _REGISTRY.items()]
 
 

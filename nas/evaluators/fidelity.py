@@ -22,7 +22,7 @@ from ..search.space import load_space
 from ..stats import RankAgreement, rank_agreement
 from ..study import ProgressLine
 from ..tables import markdown_table
-from ..train.checkpoint import write_atomic
+from ..atomic import save_figure, write_csv, write_text
 from .base import Evaluator
 
 DRAWS = 1000
@@ -134,7 +134,7 @@ def score_all(cands: pd.DataFrame, dataset, evaluators: Sequence[Evaluator], see
         s = ev.score(c["arch_spec"], dataset, "val", seed)
         known[(c["candidate"], ev.name, seed)] = {"candidate": c["candidate"], "evaluator": ev.name, "seed": seed,
                                                   "value": s.value, "seconds": s.seconds}
-        write_atomic(saved, pd.DataFrame(list(known.values())).to_csv(index=False))
+        write_csv(saved, pd.DataFrame(list(known.values())))
         progress.say(i + 1, f"{ev.name:<12s} {c['candidate']:<16s} {s.value:.5g}", s.seconds)
     return pd.DataFrame([known[(c["candidate"], ev.name, seed)] for ev, c, seed in wanted])
 
@@ -166,8 +166,8 @@ def run_bench_fidelity(bench: Path, evaluators: Sequence[Evaluator], seeds: Sequ
     dataset = config.load_data(load_space(config.space))
     out.mkdir(parents=True, exist_ok=True)
     result = agreement_table(cands, score_all(cands, dataset, evaluators, seeds, out / "scores.csv", log))
-    write_atomic(out / "fidelity.csv", result.table.to_csv(index=False))
-    write_atomic(out / "fidelity.md", fidelity_markdown(bench, config.recipe, result, seeds))
+    write_csv(out / "fidelity.csv", result.table)
+    write_text(out / "fidelity.md", fidelity_markdown(bench, config.recipe, result, seeds))
     plot_fidelity(out / "fidelity.png", result.table)
     return result
 
@@ -204,9 +204,9 @@ def fidelity_markdown(bench: Path, recipe: str, result: BenchFidelity, seeds: Se
 
 def plot_fidelity(path: Path, table: pd.DataFrame) -> None:
     """Kendall τ (with its interval) against the cost per candidate, one point per evaluator."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import pyplot
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for _, r in table.iterrows():
@@ -222,5 +222,5 @@ def plot_fidelity(path: Path, table: pd.DataFrame) -> None:
     ax.set_title("Which signal to trust: rank agreement vs cost")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

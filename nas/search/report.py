@@ -240,7 +240,7 @@ def _fidelity_line(out: Path) -> str:
     if not path.is_file():
         return ("\nOne seed per candidate, ranked by the proxy: differences below the proxy's seed noise "
                 "are not findings; `nas fidelity` measures both.\n")
-    from ..fidelity import describe
+    from ..fidelity_words import describe
     return f"\nProxy fidelity (`fidelity/fidelity.md`): {describe(json.loads(path.read_text()))}.\n"
 
 
@@ -254,9 +254,9 @@ def _cost_axis(objective: Objective) -> tuple[float, str]:
 
 
 def _plots(out: Path, df: pd.DataFrame, front: pd.DataFrame, best, objective: Objective) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import pyplot
+
+    plt = pyplot()
 
     done = trained(df)
     scale, xlabel = _cost_axis(objective)
