@@ -83,7 +83,7 @@ MAX_PHI = 30          # |phi| beyond this is refused (numbers overflow; nets exc
 MAX_PHIS = 100        # values one --phi may name
 # a realised MACs ratio may miss 2^phi by the grid's default tolerance (0.1 on a ratio of 2,
 # `GridConfig.tolerance`) before emission warns
-MISS_TOLERANCE = 0.1 / TARGET_FACTOR
+MISS_TOLERANCE = 0.06 / TARGET_FACTOR  # the grid's default tolerance (3 % of 2x), as a share of 2^phi
 HUGE_PHI = 10          # warn above this compound coefficient ...
 HUGE_RESOLUTION = 16   # ... or above this many times the base resolution
 

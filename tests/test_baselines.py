@@ -152,6 +152,7 @@ def test_pipeline_first_claim_when_the_base_is_a_baseline(tmp_path):
                                               ("sampled", 0.80, 1.4e6))
                          for s in range(3)])
     runs.loc[runs["model"] == "sampled", "test_acc"] += [0.0, 0.02, -0.01]
+    runs.loc[runs["model"] == "tiny-mbconv@1.5M", "test_acc"] += [0.01, -0.01, 0.0]  # not a constant gap
     summary = summarise_seeds(runs, reference="searched")
     labels = {"searched": "searched base = baseline tiny-separable at the target's MACs, phi = 0",
               "tiny-mbconv@1.5M": "hand-designed reference, width-matched to the base's MACs",

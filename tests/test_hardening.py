@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nas.cli import main
+from nas.spec import HeadSpec
 from test_safety import SEARCH, one_error_line, tree_hash
 
 SMOKE = ["--recipe", "smoke", "--device", "cpu"]
@@ -98,7 +99,7 @@ def test_emission_and_journal_refuse_planted_links(tmp_path, spec_file, capsys):
 
 def test_compare_refuses_names_that_sanitise_to_one_folder(tmp_path, tiny_spec, capsys):
     first = str(tiny_spec.replace(name="../../escape").save(tmp_path / "a.yaml"))
-    second = str(tiny_spec.replace(name="escape", dropout=0.3).save(tmp_path / "b.yaml"))
+    second = str(tiny_spec.replace(name="escape", head=HeadSpec(64)).save(tmp_path / "b.yaml"))  # another net
     out = tmp_path / "cmp"
     out.mkdir()
     before = tree_hash(tmp_path)

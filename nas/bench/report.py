@@ -105,7 +105,7 @@ def _plot(path: Path, cands: pd.DataFrame) -> None:
     sampled, refs = cands[cands["kind"] == "sampled"], cands[cands["kind"] == "reference"]
     ax.errorbar(sampled["macs"] / 1e6, sampled["val_acc"] * 100, yerr=sampled["val_sd"].fillna(0) * 100,
                 fmt="o", ms=4, color="0.5", capsize=2, label="sampled")
-    front = pareto_front(cands)
+    front = pareto_front(cands, cost="macs")
     ax.plot(front["macs"] / 1e6, front["val_acc"] * 100, "-", color="tab:red", label="Pareto front")
     for _, r in refs.iterrows():
         ax.scatter(r["macs"] / 1e6, r["val_acc"] * 100, marker="s", s=50, color="tab:blue", zorder=3)

@@ -75,7 +75,7 @@ def cmd_fidelity_bench(args: argparse.Namespace) -> int:
 
     evaluators = parse_evaluators(args.evaluators, args.device)  # refused before anything is scored
     out = Path(args.out) if args.out else Path(args.bench) / "fidelity"
-    result = run_bench_fidelity(Path(args.bench), evaluators, args.seeds, out)
+    result = run_bench_fidelity(Path(args.bench), evaluators, args.seeds or (0,), out)
     best = result.table.sort_values("tau", ascending=False).iloc[0]
     print(f"best rank agreement: {best['evaluator']} Kendall tau {best['tau']:.2f} over {int(best['n'])} "
           f"candidates at {best['seconds_per_candidate']:.3g} s a candidate")

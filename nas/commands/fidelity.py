@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with the older pick: K random other trained candidates")
     p.add_argument("--noise-seeds", type=NON_NEGATIVE_INT, default=3,
                    help="seeds of the proxy retrained on its best candidate, for its seed noise (default 3)")
-    add(p, "recipe", "seeds", "device", "force", recipe="full", seeds=(0, 1))
+    add(p, "recipe", "seeds", "device", "force", recipe="full", seeds=None,
+        helps={"seeds": "comma-separated seeds: the long recipe's (default 0,1), or with --bench the "
+                        "evaluators' (default 0); --seed is the same option"})
     p.add_argument("--out", help="where the runs and fidelity.* go (default SEARCH_DIR/fidelity)")
     add_bench_fidelity_args(p)
     p.set_defaults(func=cmd_fidelity)
@@ -43,7 +45,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     if not args.search_dir:
         raise NasError("give the --out folder of a finished `nas search`, or --bench DIR of a benchmark")
     older_pick = args.top is not None or args.random is not None
-    plan = FidelityPlan(top=args.top or 0, random=args.random or 0, recipe=args.recipe, seeds=tuple(args.seeds),
+    plan = FidelityPlan(top=args.top or 0, random=args.random or 0, recipe=args.recipe, seeds=tuple(args.seeds or (0, 1)),
                         noise_seeds=args.noise_seeds, candidates=0 if older_pick else args.candidates)
     inputs = fidelity_inputs(Path(args.search_dir), plan)
     check_fidelity(inputs, plan, args.device)  # before the lock: a refusal writes nothing

@@ -349,14 +349,7 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     note = native_resolution_note(dataset, space.base.resolution)
     if note:
         log(note)
-    if config.cost == "macs" and objective.target < low:
-        raise SearchError(f"target {objective.target:,} MACs is below the smallest candidate of space "
-                          f"{space.name}: {low:,} MACs ({low / 1e6:.2f} M); raise --target-macs to at "
-                          f"least that, or search a smaller space")
-    if objective.target > high:
-        raise SearchError(f"target {objective.target:,} MACs is above the largest candidate of space "
-                          f"{space.name}: {high:,} MACs ({high / 1e6:.2f} M); lower --target-macs to at "
-                          f"most that, or search a larger space")
+    check_target(config, space, dataset.num_classes)
     study = open_study(config.plan(), objective.directions, log)
     study.set_user_attr("objective", objective.describe())
     study.set_user_attr("num_classes", dataset.num_classes)  # for best.yaml, without reloading data
@@ -383,6 +376,23 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
     return study
 
 
+def check_target(config: SearchConfig, space: SearchSpace, num_classes: int) -> None:
+    """Refuse a MACs target outside what the space can build (params and latency targets are
+    not bounded by the space's MACs)."""
+    if config.cost != "macs":
+        return
+    low, high = space.macs_range(num_classes)
+    target = config.target_macs
+    if target < low:
+        raise SearchError(f"target {target:,} MACs is below the smallest candidate of space "
+                          f"{space.name}: {low:,} MACs ({low / 1e6:.2f} M); raise --target-macs to at "
+                          f"least that, or search a smaller space")
+    if target > high:
+        raise SearchError(f"target {target:,} MACs is above the largest candidate of space "
+                          f"{space.name}: {high:,} MACs ({high / 1e6:.2f} M); lower --target-macs to at "
+                          f"most that, or search a larger space")
+
+
 def check_search(config: SearchConfig, space: SearchSpace) -> None:
     """The refusals a search makes before its folder lock (nas.preflight): a --data-resolution
     below the space's input, and a baseline (trained first, always) too big for the memory
@@ -392,6 +402,7 @@ def check_search(config: SearchConfig, space: SearchSpace) -> None:
     for name in (config.evaluator, config.prefilter):
         if name:
             resolve_evaluator(name)  # an unknown name is refused before the lock
+    check_target(config, space, space.base.num_classes)  # before the baselines are matched to it
     queued = plan_baselines(space, config.baselines or LEGACY_MODE, config.objective_fn(),
                             space.base.num_classes, log=lambda _line: None)
     check_memory_of([b.spec for b in queued], resolve_recipe(config.recipe).batch_size, config.device)

@@ -41,10 +41,10 @@ def trained(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"] == "trained") & df["val_acc"].notna()]
 
 
-def pareto_front(df: pd.DataFrame) -> pd.DataFrame:
-    """Non-dominated candidates: no other is at least as accurate at no more cost (the cost
-    searched with: MACs, params or latency)."""
-    pool = trained(df).sort_values(["cost", "val_acc"], ascending=[True, False])
+def pareto_front(df: pd.DataFrame, cost: str = "cost") -> pd.DataFrame:
+    """Non-dominated candidates: no other is at least as accurate at no more cost (the column
+    `cost`: by default the cost searched with, MACs, params or latency)."""
+    pool = trained(df).sort_values([cost, "val_acc"], ascending=[True, False])
     keep, best = [], -1.0
     for idx, row in pool.iterrows():
         if row["val_acc"] > best:
