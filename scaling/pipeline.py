@@ -289,6 +289,12 @@ class Pipeline:
         best = json.loads(path.read_text()).get("best") if path.is_file() else None
         return (best or {}).get("baseline")
 
+    def searched_baseline_size(self) -> str:
+        """Where the base baseline's size came from, in words (see `searched_baseline`)."""
+        path = self.out / "search" / "summary.json"
+        best = (json.loads(path.read_text()).get("best") if path.is_file() else None) or {}
+        return "rescaled to the target's MACs" if best.get("baseline_mode") == "matched" else "at its own size"
+
     def models(self) -> tuple[list[tuple[str, ArchSpec]], dict[str, str]]:
         """The searched base, its scaled family, and the space's references rescaled (by width)
         to the base's MACs, with a label each. When the base is a baseline, that reference would
@@ -299,7 +305,7 @@ class Pipeline:
         models, labels = [(base.name, base)], {base.name: "searched base, phi = 0"}
         won = self.searched_baseline()
         if won:
-            labels[base.name] = f"searched base = baseline {won} at the target's MACs, phi = 0"
+            labels[base.name] = f"searched base = baseline {won} {self.searched_baseline_size()}, phi = 0"
         emitted = pd.read_csv(self.out / "scaled" / "scaled.csv")
         for _, row in (emitted.iterrows() if self.config.train_scaled else ()):
             models.append((row["name"], resolve_spec(str(self.out / "scaled" / f"{row['name']}.yaml"))))

@@ -46,14 +46,14 @@ def sampled_rows(summary: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def claim_baseline_won(rows: list[dict], baseline: str) -> str:
+def claim_baseline_won(rows: list[dict], baseline: str, size: str = "rescaled to the target's MACs") -> str:
     """The first claim when the searched base is the space's baseline `baseline`: the search
     found nothing better, with the (Holm-adjusted) interval of its best sampled candidate against it."""
     head = f"- **the search found no candidate better than `{baseline}` at this budget**"
     if not rows:
         return head + ": its best trial is that baseline, and no sampled candidate finished training"
     r = rows[0]
-    return (head + f": its best trial is that baseline at the target's MACs (the base); best sampled "
+    return (head + f": its best trial is that baseline, {size} (the base); best sampled "
             f"candidate (`{SAMPLED}`, {r['macs'] / 1e6:.2f} M MACs) vs `{baseline}`: "
             f"**{r['verdict']}**{_delta(r)}")
 
@@ -149,7 +149,7 @@ def report_family(summary: pd.DataFrame, labels: dict,
 
 def _baseline_note(pipeline) -> str:
     won = pipeline.searched_baseline()
-    return (f" (baseline `{won}` rescaled to the target's MACs; the best sampled candidate is "
+    return (f" (baseline `{won}` {pipeline.searched_baseline_size()}; the best sampled candidate is "
             f"`search/best_sampled.yaml`)" if won else "")
 
 
@@ -171,7 +171,7 @@ def write_report(pipeline) -> Path:
     family = [name for name, label in labels.items()
               if not label.startswith(("hand-designed", "best sampled"))]
     baseline = pipeline.searched_baseline()
-    first = [claim_baseline_won(sampled, baseline)] if baseline else []
+    first = [claim_baseline_won(sampled, baseline, pipeline.searched_baseline_size())] if baseline else []
     plot(summary, out / "scaling.png", f"{c.dataset}: searched base and its compound scaling",
          line_models=family, line_label="searched base + compound scaling")
     chosen = pipeline.coefficients()

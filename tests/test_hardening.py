@@ -111,12 +111,19 @@ def test_compare_refuses_names_that_sanitise_to_one_folder(tmp_path, tiny_spec, 
 
 # 4. a target beyond the space's largest net is refused like one below its smallest --------------
 
-def test_target_above_the_space_is_refused_and_leaves_no_folder(tmp_path, capsys):
+def test_target_above_the_space_is_refused_and_leaves_no_folder(tmp_path, capsys, tiny_spec):
     out = tmp_path / "runs" / "s"
-    assert main([*SEARCH, "--target-macs", "1e99", "--out", str(out)]) == 2
+    assert main([*SEARCH, "--target-macs", "1e12", "--out", str(out)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "is above the largest candidate of space tiny: 13,322,336 MACs" in line
     assert "lower --target-macs" in line and list(tmp_path.iterdir()) == []
+    spec = str(tiny_spec.save(tmp_path / "t.yaml"))
+    for argv in ([*SEARCH, "--target-macs", "1e99"], ["compare", spec, "--dataset", "digits", "--match-macs", "1e99"]):
+        with pytest.raises(SystemExit) as stop:  # beyond any buildable net: refused by the parser
+            main([*argv, "--out", str(out)])
+        assert stop.value.code == 2
+        assert "no net that large can be built" in one_error_line(capsys.readouterr().err)
+    assert not out.exists()
 
 
 # 7. a storage that cannot open pins nothing; a refused command leaves no new --out ----------------

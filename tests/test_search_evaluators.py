@@ -71,3 +71,18 @@ def test_pipeline_passes_the_evaluator_and_prefilter_to_its_search(tmp_path):
                                       "train:smoke", "--out", str(tmp_path / "p")])
     search = Pipeline(config_from(PipelineConfig, args, phis=(1.0,)))._search_config()
     assert (search.prefilter, search.prefilter_trials, search.evaluator) == ("synflow", 40, "train:smoke")
+
+
+def test_fewer_trials_than_baselines_queue_no_prefiltered_candidate(tmp_path, fake_trainer):
+    out = tmp_path / "few"
+    assert main(BASE + ["--recipe", "smoke", "--trials", "1", "--prefilter", "params", "--prefilter-trials", "4",
+                        "--out", str(out)]) == 0
+    assert not [t for t in _study(out).trials if "prefilter_score" in t.user_attrs]
+    assert json.loads((out / "cost.json").read_text())["prefilter"]["queued"] == 0
+
+
+def test_a_score_that_is_not_an_accuracy_needs_the_pareto_objective(tmp_path, capsys):
+    out = tmp_path / "reward"
+    assert main(BASE + ["--recipe", "smoke", "--trials", "2", "--evaluator", "sotl:smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "use --objective pareto" in err[0] and not out.exists()

@@ -54,7 +54,16 @@ def entry(row: Optional[pd.Series], objective: Objective) -> Optional[dict[str, 
             "params": int(row["params"]), "cost": float(row["cost"]),
             "latency_ms": None if pd.isna(latency) else float(latency), "val_acc": float(row["val_acc"]),
             "reward": float(objective.reward(row["val_acc"], row["cost"])),
-            "baseline": None if pd.isna(row.get("baseline")) else str(row["baseline"])}
+            "baseline": None if pd.isna(row.get("baseline")) else str(row["baseline"]),
+            "baseline_mode": _mode(row)}
+
+
+def _mode(row: pd.Series) -> Optional[str]:
+    """How a baseline trial was queued (matched or as-is; None for a sampled candidate)."""
+    if pd.isna(row.get("baseline")):
+        return None
+    mode = row.get("baseline_mode")
+    return "as-is" if mode is None or pd.isna(mode) else str(mode)
 
 
 def _describe(row: pd.Series) -> str:

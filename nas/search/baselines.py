@@ -134,7 +134,8 @@ def plan_baselines(space: SearchSpace, mode: str, objective: Objective, num_clas
     for name, params in (space.baseline_params() if mode != "none" else ()):
         spec = space.to_spec(params, num_classes=num_classes, name=name)
         if mode == "as-is":
-            entry = None if objective.rejects(objective.cost.of(spec)) else QueuedBaseline(
+            over = objective.mode == "hard" and objective.rejects(objective.cost.of(spec))
+            entry = None if over else QueuedBaseline(
                 name, "as-is", dict(params), spec, False)
         else:
             entry = _matched(space, name, params, spec, objective)

@@ -106,6 +106,9 @@ class SearchConfig:
             raise SearchError("--trials and --workers must be at least 1")
         if self.prefilter_trials is not None and (not self.prefilter or self.prefilter_trials < self.trials):
             raise SearchError("--prefilter-trials needs --prefilter NAME and must be at least --trials")
+        if self.evaluator and not self.evaluator.startswith("train:") and self.objective != "pareto":
+            raise SearchError(f"--evaluator {self.evaluator} gives scores, not accuracies (they may be negative), "
+                              f"which the reward ACC*(C/T)^w and a hard budget cannot weigh; use --objective pareto")
         if self.baselines is not None and self.baselines not in MODES:
             raise SearchError(f"unknown --baselines {self.baselines!r}; choose one of {', '.join(MODES)}")
         resolve_target(self.cost, None if self.target is None else Target(self.target, self.cost == "latency"),
@@ -117,14 +120,15 @@ class SearchConfig:
         return LatencySettings(self.latency_device, self.latency_batch, self.latency_source, self.latency_table,
                                self.latency_stat)
 
-    def cost_fn(self) -> Cost:
-        """The cost searched with; measured latencies are cached in OUT/latency_cache.json."""
-        return make_cost(self.cost, self.latency_settings(), Path(self.out) / LATENCY_CACHE)
+    def cost_fn(self, cached: bool = True) -> Cost:
+        """The cost searched with; measured latencies are cached in OUT/latency_cache.json
+        (`cached=False`: nothing written, for the checks made before the folder's lock)."""
+        return make_cost(self.cost, self.latency_settings(), Path(self.out) / LATENCY_CACHE if cached else None)
 
-    def objective_fn(self) -> Objective:
+    def objective_fn(self, cached: bool = True) -> Objective:
         """The Objective (reward, hard or pareto) these settings describe."""
         target = self.target_macs if self.cost == "macs" else self.target
-        return Objective(self.objective, target, self.w, self.w_above, self.cost_fn())
+        return Objective(self.objective, target, self.w, self.w_above, self.cost_fn(cached))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (what is pinned in search.yaml). The cost settings are left out at
@@ -364,7 +368,7 @@ def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.
         for baseline in queued:
             study.enqueue_trial(baseline.params, user_attrs=baseline.user_attrs())
         if config.prefilter:
-            enqueue_best(study, scored, config.trials - len(queued), config.prefilter)
+            enqueue_best(study, scored, max(0, config.trials - len(queued)), config.prefilter)
         log(f"search {config.name}: space {space.name} ({space.size():.3g} candidates, "
             f"{low / 1e6:.2f}-{high / 1e6:.1f} M MACs), {objective.describe()}; "
             f"{len(queued)} baseline(s) queued first (--baselines {mode})")
@@ -403,7 +407,7 @@ def check_search(config: SearchConfig, space: SearchSpace) -> None:
         if name:
             resolve_evaluator(name)  # an unknown name is refused before the lock
     check_target(config, space, space.base.num_classes)  # before the baselines are matched to it
-    queued = plan_baselines(space, config.baselines or LEGACY_MODE, config.objective_fn(),
+    queued = plan_baselines(space, config.baselines or LEGACY_MODE, config.objective_fn(cached=False),
                             space.base.num_classes, log=lambda _line: None)
     check_memory_of([b.spec for b in queued], resolve_recipe(config.recipe).batch_size, config.device)
 
@@ -415,9 +419,9 @@ def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optu
         config: the search's settings.
         log: where progress lines go.
     """
+    config = with_pinned_mode(config, log)  # reads the folder only: the check sees what will run
     check_search(config, load_space(config.space))  # before the lock: a refusal creates no folder
     with locked(config.plan()):
-        config = with_pinned_mode(config, log)
         study = prepare(config, log)
         run_workers(_worker_process, config.to_dict(), config.workers,
                     lambda: run_worker(config, 0, log))

@@ -12,6 +12,7 @@ from ..errors import NasError
 
 MODES = ("reward", "hard", "pareto")
 _UNITS = {"": 1, "K": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "B": 10 ** 9}
+MAX_MACS = 1e15  # far above any buildable net; bounds the solvers' searches
 
 
 def parse_macs(text: str) -> int:
@@ -28,6 +29,9 @@ def parse_macs(text: str) -> int:
         raise NasError(f"MACs target {text!r} must be finite")
     if value < 1:
         raise NasError(f"MACs target {text!r} must be positive")
+    if value > MAX_MACS:
+        raise NasError(f"MACs target {text!r} is beyond {MAX_MACS:.0e} (EfficientNet-B7 has 3.7e10); "
+                       "no net that large can be built here")
     return int(round(value))
 
 

@@ -44,7 +44,7 @@ def draw_candidates(space: SearchSpace, num_classes: int, count: int, objective:
         params = space.suggest(rng)
         spec = space.to_spec(params, num_classes=num_classes)
         key = spec.canonical_string()
-        if key in seen or objective.rejects(analytic_count(spec).macs):
+        if key in seen or (objective.mode == "hard" and objective.rejects(objective.cost.of(spec))):
             continue
         seen.add(key)
         out.append(params)
