@@ -76,3 +76,11 @@ def fake_trainer(monkeypatch):
 
     fakes.install(monkeypatch)
     return fakes.fake_train
+
+
+def sigint_default() -> None:
+    """For a child process a test will Ctrl-C: a shell that starts its jobs in the background
+    (a CI runner may) leaves SIGINT ignored, which the child would inherit and Python then keeps."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

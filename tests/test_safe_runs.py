@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, sigint_default
 from nas.cli import build_parser, main
 from nas.study.rundir import RunLock
 from test_safety import SEARCH, one_error_line, tree_hash
@@ -149,7 +149,7 @@ def test_ctrl_c_in_train_is_one_line_and_resume_finishes_the_run(tmp_path, spec_
     out = tmp_path / "cut"
     cmd = [sys.executable, "-m", "nas", "train", spec_file, "--dataset", "digits", "--recipe", str(recipe),
            "--device", "cpu", "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, cwd=ROOT, preexec_fn=sigint_default, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=ENV)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "checkpoint.pt").exists() and proc.poll() is None:

@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from conftest import ROOT
+from conftest import ROOT, sigint_default
 from nas.cli import build_parser, main
 from nas.errors import NasError
 from nas.study.rundir import RunLock
@@ -271,7 +271,7 @@ def test_scientific_notation_in_yaml_is_a_float(tmp_path, tiny_spec):
 def test_ctrl_c_in_a_search_is_one_line_and_exit_130(tmp_path):
     cmd = [sys.executable, "-m", "nas", *SEARCH, "--target-macs", "2M", "--trials", "20",
            "--out", str(tmp_path / "int")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, cwd=ROOT, preexec_fn=sigint_default, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.time() + 120
     while time.time() < deadline:
