@@ -42,6 +42,7 @@ def test_analytic_equals_fvcore_on_large_presets_at_a_lower_resolution(name):
     assert analytic_macs(spec, 128) == pytest.approx(fvcore_macs(build(spec), 128), rel=0.005)
 
 
+@pytest.mark.slow
 def test_analytic_equals_fvcore_on_200_random_specs():
     rng = random.Random(2024)
     for _ in range(200):

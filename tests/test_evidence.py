@@ -69,6 +69,7 @@ def test_compare_matches_macs_and_pairs_seeds(bases, tmp_path, capsys):
     assert (out / "compare.png").is_file() and "latency b256" in (out / "compare.md").read_text()
 
 
+@pytest.mark.slow
 def test_scaling_study_one_target(bases, tmp_path):
     out = tmp_path / "study"
     assert main(["scale", "study", "--base", str(bases["tiny-separable"]), "--targets", "2x", "--dataset", "digits",
@@ -87,6 +88,7 @@ def test_scaling_study_one_target(bases, tmp_path):
     assert (out / "study.png").is_file()
 
 
+@pytest.mark.slow
 def test_fidelity_ranks_proxy_against_long_recipe(tmp_path):
     search = tmp_path / "search"
     assert main(["search", "--space", "tiny", "--dataset", "digits", "--recipe", "smoke", "--device", "cpu",

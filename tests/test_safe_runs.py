@@ -143,6 +143,7 @@ def test_train_force_starts_over_in_a_fresh_sub_folder_and_resume_finds_it(tmp_p
     assert (out / "run-3" / "result.json").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_train_is_one_line_and_resume_finishes_the_run(tmp_path, spec_file):
     recipe = tmp_path / "long.yaml"
     recipe.write_text("name: long\nepochs: 20\nbatch_size: 64\nlr: 0.1\ntrain_fraction: 0.1\n")

@@ -136,6 +136,7 @@ def _grid_args(out, base):
             "--closest", "3", "--device", "cpu", "--out", str(out)]
 
 
+@pytest.mark.slow
 def test_small_grid_end_to_end_resumes_after_a_kill(tmp_path):
     space = load_space("tiny")
     base = space.to_spec(dict(space.baselines)["tiny-mbconv"], num_classes=10, name="tiny-mbconv")
@@ -175,6 +176,7 @@ def test_small_grid_end_to_end_resumes_after_a_kill(tmp_path):
     assert len(pd.read_csv(tmp_path / "scaled" / "scaled.csv")) == 2
 
 
+@pytest.mark.slow
 def test_pipeline_end_to_end_and_rerun_does_nothing_twice(tmp_path, capsys):
     out = tmp_path / "pipe"
     args = ["pipeline", "--space", "tiny", "--dataset", "digits", "--target-macs", "1.5M", "--trials", "4",

@@ -6,11 +6,13 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from nas.cli import build_parser
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_evidence_command_end_to_end_on_digits(tmp_path):
     out = tmp_path / "ev"
     env = {**os.environ, "PY": sys.executable, "DATASET": "digits", "SPACE": "tiny", "PROXY": "smoke",

@@ -119,6 +119,7 @@ def test_changed_settings_are_refused_and_more_trials_extend(tmp_path, capsys, f
                                   before[["number", "arch", "val_acc"]])
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_with_nothing_lost_or_repeated(tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "nas", *BASE, "--target-macs", "2M", "--trials", "6",
@@ -156,6 +157,7 @@ def test_killed_search_resumes_with_nothing_lost_or_repeated(tmp_path):
     assert (killed["state"] == "FAIL").all()
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_study(tmp_path):
     out = tmp_path / "workers"
     assert _run(out, "--target-macs", "2M", "--trials", "4", "--workers", "2", "--pruner", "none") == 0
@@ -164,6 +166,7 @@ def test_two_workers_share_one_study(tmp_path):
     assert (df["status"] == "trained").sum() >= 4
 
 
+@pytest.mark.slow
 def test_postgres_storage(tmp_path, postgres_url):
     out = tmp_path / "pg"
     args = ["--target-macs", "2M", "--trials", "3", "--storage", postgres_url, "--study-name", "pg-test"]

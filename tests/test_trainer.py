@@ -17,6 +17,7 @@ def digits():
     return load_dataset("digits")
 
 
+@pytest.mark.slow
 def test_digits_reaches_90_percent_test_accuracy(tiny_spec, digits):
     recipe = Recipe(epochs=10, batch_size=64, lr=0.2, bn_momentum=0.1, seed=0)
     result = train(tiny_spec, digits, recipe, runtime=CPU, evaluate_test=True)
