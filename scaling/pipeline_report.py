@@ -102,7 +102,7 @@ def claim_fidelity(out: Path) -> list[str]:
         return [f"- **not measured**: the proxy and the final recipe are both `{s['long_recipe']}`, so the "
                 "rankings agree by construction; give a longer --final-recipe"]
     if s.get("verdict"):  # the usable-proxy rule, or "too few to tell" below 8 candidates
-        return [f"- **{s['verdict']}**: {describe(s)}"]
+        return [f"- **{s['verdict']}**: {describe(s).replace(': ' + s['verdict'], '')}"]
     if low is None or s.get("candidates", 0) < 4:  # a fidelity.json written before the rule
         verdict = "n too small (fewer than 4 candidates)"
     elif low > 0:
