@@ -28,6 +28,7 @@ from nas.search.space import load_space
 from nas.spec import ArchSpec, SpecError, StageSpec
 from nas.study import (RunLock, Status, StudyError, StudyPlan, await_stale, open_study,
                        requeue_interrupted)
+from nas.study.storage import optuna_retries
 from nas.train import TrainError, evaluate, evaluate_checkpoint, load_checkpoint, train
 from nas.train.augment import Normalize
 from nas.train.runtime import Runtime
@@ -114,7 +115,7 @@ def test_rdb_study_requeues_a_dead_workers_trial_by_its_heartbeat(tmp_path, post
     assert await_stale(study, plan, poll=0.2, timeout=60)  # found stale by a live worker, queued again
     assert 2 < time.monotonic() - started < 15
     retry = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING
-             and 0 in t.system_attrs.get("retry_history", ())]
+             and 0 in optuna_retries(t)]
     assert len(retry) == 1 and retry[0].params == {"x": 2} and retry[0].user_attrs["grid_point"] == 2
     said.clear()
     open_study(plan, ["maximize"], log=said.append)

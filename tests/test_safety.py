@@ -21,6 +21,7 @@ from conftest import ROOT, sigint_default
 from nas.cli import build_parser, main
 from nas.errors import NasError
 from nas.study.rundir import RunLock
+from nas.study.storage import optuna_retries
 
 SEARCH = ["search", "--space", "tiny", "--dataset", "digits", "--recipe", "smoke", "--device", "cpu"]
 
@@ -372,7 +373,7 @@ def _study_trials(out: Path, storage: optuna.storages.BaseStorage | None):
 def _retries_of(trials, number: int) -> list:
     """Trials queued again for `number`: by our resume (retry_of) or by a stale heartbeat."""
     return [t for t in trials if t.user_attrs.get("retry_of") == number
-            or number in t.system_attrs.get("retry_history", ())]
+            or number in optuna_retries(t)]
 
 
 def _kill_a_worker_mid_trial(proc, out: Path, storage) -> tuple[int, dict]:

@@ -10,7 +10,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from ..atomic import save_figure, write_csv, write_text
-from ..study.storage import retried_numbers
+from ..study.storage import optuna_retries, retried_numbers
 from ..tables import markdown_table
 from .baseline_report import Bests, baseline_lines, bests, entry
 from .baselines import trial_spec
@@ -30,8 +30,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for t in study.get_trials(deepcopy=False):
         row = {"number": t.number, "state": t.state.name, **t.user_attrs}
         row.setdefault("cost", row.get("macs"))  # searches made before --cost weighed MACs
-        if t.system_attrs.get("retry_history"):  # queued again by Optuna after a stale heartbeat
-            row["retry_of"] = t.system_attrs["retry_history"][-1]
+        retries = optuna_retries(t)
+        if retries:  # queued again by Optuna after a stale heartbeat
+            row["retry_of"] = retries[-1]
         rows.append({c: row.get(c) for c in COLUMNS})
     return pd.DataFrame(rows, columns=COLUMNS)
 

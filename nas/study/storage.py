@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
@@ -83,12 +83,23 @@ def make_storage(url: Optional[str], out: Path, heartbeat: int = DEFAULT_HEARTBE
         raise StudyError(f"cannot open storage {url}: {str(exc).splitlines()[0]}") from exc
 
 
+def optuna_retries(trial: optuna.trial.FrozenTrial) -> list[int]:
+    """The trials Optuna re-queued `trial` from after a stale heartbeat, oldest first.
+
+    `RetryFailedTrialCallback.retry_history` is Optuna's public accessor for what its retry
+    callbacks record; it is marked experimental, so this is the one place that calls it and
+    silences that warning (the toolkit never reads Optuna's system attributes itself)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return list(RetryFailedTrialCallback.retry_history(trial))
+
+
 def retried_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     """Numbers of trials already queued again: by us (``retry_of``) or by Optuna after a stale
-    heartbeat (``retry_history``)."""
+    heartbeat (`optuna_retries`)."""
     numbers = {t.user_attrs.get("retry_of") for t in trials}
     for t in trials:
-        numbers.update(t.system_attrs.get("retry_history", ()))
+        numbers.update(optuna_retries(t))
     return numbers - {None}
 
 
