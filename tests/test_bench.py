@@ -82,6 +82,11 @@ def test_bench_builds_and_resumes_after_sigkill(tmp_path, quick_recipe):
     assert "Ground-truth seed noise" in (out / "bench.md").read_text() and (out / "bench.png").is_file()
     assert main(_args(out, quick_recipe)) == 0  # finished: trains nothing more
     assert len(optuna.load_study(study_name="bench-bench", storage=storage()).trials) == len(study.trials)
+    moved = tmp_path / "kept" / "bench"  # a finished bench moved elsewhere resumes there
+    moved.parent.mkdir()
+    out.rename(moved)
+    assert main(_args(moved, quick_recipe)) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(moved / "bench.csv"), runs)
 
 
 def test_an_empty_band_is_one_line_and_writes_nothing(tmp_path, quick_recipe, capsys):

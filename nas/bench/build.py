@@ -65,7 +65,9 @@ class BenchConfig:
     heartbeat: int = DEFAULT_HEARTBEAT
     timeout: Optional[float] = None
 
-    RESUMABLE = ("workers", "device", "data_dir", "timeout", "download", "heartbeat")
+    # `out` may change: a benchmark folder moved (say, built in runs/ and kept under results/)
+    # resumes where it now is; its study is named after the folder's name, which stays
+    RESUMABLE = ("out", "workers", "device", "data_dir", "timeout", "download", "heartbeat")
 
     def __post_init__(self) -> None:
         if min(self.candidates, self.seeds, self.strata, self.workers) < 1:
