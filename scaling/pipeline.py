@@ -166,12 +166,20 @@ class Pipeline:
                     self.log(f"[{i}/{len(STEPS)}] {step}: done earlier, skipped")
                     continue
                 self.log(f"[{i}/{len(STEPS)}] {step}")
-                stopped = getattr(self, f"_{step}")()
+                stopped = self._steps()[step]()
                 if stopped:
                     self.log(f"[{i}/{len(STEPS)}] {step}: {stopped}; re-run the same command to go on")
                     return None
                 self._mark(step)
         return self.out / "report.md"
+
+    def _steps(self) -> dict[str, Callable[[], Optional[str]]]:
+        """Each step's method, by name, in STEPS order; a method returns None when its step is
+        done, or why it stopped early (a --timeout)."""
+        steps = {"search": self._search, "grid": self._grid, "emit": self._emit, "train": self._train,
+                 "study": self._study, "fidelity": self._fidelity, "report": self._report}
+        assert tuple(steps) == STEPS
+        return steps
 
     def check_start(self) -> None:
         """What can be checked before the lock: the search's refusals (the space's input against
