@@ -82,7 +82,7 @@ def resolve_target(cost: str, target: Optional[Target], target_macs: Optional[in
             raise NasError(f"--target ({round(target.value):,}) and --target-macs ({target_macs:,}) "
                            "disagree; give one of them")
         if target is None and target_macs is None:
-            raise NasError(f"give the cost target: --target (e.g. 800k, or 5ms with --cost latency) "
+            raise NasError("give the cost target: --target (e.g. 800k, or 5ms with --cost latency) "
                            "or --target-macs")
         return (target_macs if target_macs is not None else round(target.value)), None
     if target_macs is not None:

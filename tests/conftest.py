@@ -84,3 +84,27 @@ def sigint_default() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def kill_mid_study(proc, journal: Path, study_name: str, finished: int = 1, timeout: float = 120) -> list:
+    """SIGKILL `proc` once the study in `journal` holds `finished` complete trials and one
+    running; return the complete trials seen then (fewer when the run never got that far)."""
+    import signal
+    import time
+
+    import optuna
+
+    deadline, done = time.time() + timeout, []
+    while time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+            trials = optuna.load_study(study_name=study_name, storage=storage).trials
+        except Exception:  # not written yet, or caught mid-write
+            continue
+        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if len(done) >= finished and any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return done

@@ -1,9 +1,7 @@
 """`nas bench build`: a stratified, resumable benchmark of a space on digits."""
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pandas as pd
@@ -14,7 +12,7 @@ from nas.cli import main
 from nas.recipe import resolve_recipe
 from nas.search.space import load_space
 
-from conftest import ROOT
+from conftest import ROOT, kill_mid_study
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +50,7 @@ def test_bench_builds_and_resumes_after_sigkill(tmp_path, quick_recipe):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     storage = lambda: optuna.storages.JournalStorage(  # noqa: E731
         optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-    deadline, done = time.time() + 120, []
-    while time.time() < deadline:
-        time.sleep(0.2)
-        try:
-            trials = optuna.load_study(study_name="bench-bench", storage=storage()).trials
-        except Exception:
-            continue
-        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if len(done) >= 2 and any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    done = kill_mid_study(proc, out / "study.journal", "bench-bench", finished=2)
     assert len(done) >= 2, "the benchmark did not get going"
     finished = {t.user_attrs["bench_run"]: t.user_attrs["val_acc"] for t in done}
     assert main(_args(out, quick_recipe)) == 0

@@ -1,9 +1,6 @@
 import re
-import math
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import optuna
@@ -19,7 +16,7 @@ from scaling import CoefficientError, Coefficients, admissible_grid, emit_compou
 from scaling.emit import dropout_for, scaled_table
 from scaling.single import _candidates, parse_targets, scale_single
 from test_models import OFFICIAL
-from conftest import ROOT
+from conftest import ROOT, kill_mid_study
 
 PAPER = Coefficients(1.2, 1.1, 1.15)
 
@@ -146,18 +143,7 @@ def test_small_grid_end_to_end_resumes_after_a_kill(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     storage = lambda: optuna.storages.JournalStorage(  # noqa: E731
         optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-    deadline, done = time.time() + 120, []
-    while time.time() < deadline:
-        time.sleep(0.2)
-        try:
-            trials = optuna.load_study(study_name="grid-grid", storage=storage()).trials
-        except Exception:
-            continue
-        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if done and any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    done = kill_mid_study(proc, out / "study.journal", "grid-grid", finished=1)
     assert done, "the grid did not get going"
     assert main(_grid_args(out, base_path)) == 0
     grid = pd.read_csv(out / "grid.csv")

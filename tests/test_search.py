@@ -1,9 +1,6 @@
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pandas as pd
@@ -11,9 +8,7 @@ import pytest
 import yaml
 
 from nas.cli import main
-from nas.search.engine import SearchConfig, run_search
-from nas.search.report import pareto_front
-from conftest import ROOT
+from conftest import ROOT, kill_mid_study
 
 BASE = ["search", "--space", "tiny", "--dataset", "digits", "--recipe", "smoke", "--device", "cpu"]
 
@@ -125,22 +120,7 @@ def test_killed_search_resumes_with_nothing_lost_or_repeated(tmp_path):
     cmd = [sys.executable, "-m", "nas", *BASE, "--target-macs", "2M", "--trials", "6",
            "--pruner", "none", "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    storage = lambda: optuna.storages.JournalStorage(  # noqa: E731
-        optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-    deadline = time.time() + 120
-    done = []
-    while time.time() < deadline:
-        time.sleep(0.2)
-        if (out / "study.journal").exists():
-            try:
-                trials = optuna.load_study(study_name="killed", storage=storage()).trials
-            except Exception:
-                continue
-            done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-            if len(done) >= 2 and any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
-                break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    done = kill_mid_study(proc, out / "study.journal", "killed", finished=2)
     assert len(done) >= 2, "the search did not get going"
     finished = {t.number: (t.user_attrs["arch"], t.value) for t in done}
     assert main(BASE + ["--target-macs", "2M", "--trials", "6", "--pruner", "none", "--out", str(out)]) == 0

@@ -25,7 +25,8 @@ from ..data.fit import check_data_resolution
 from ..latency import measure_latency_ms
 from ..recipe import resolve_recipe
 from ..search.space import SearchSpace, load_space
-from ..study import ProgressLine, Status, StudyPlan, load_for_worker, locked, open_study, run_workers, set_attrs
+from ..study import (ProgressLine, Status, StudyPlan, load_for_worker, locked, open_study, quiet_interrupt,
+                     run_workers, set_attrs)
 from ..study.queue import drain_queue, enqueue_missing
 from ..study.storage import DEFAULT_HEARTBEAT
 from ..train import Runtime, TrainError, train
@@ -166,10 +167,8 @@ def _worker(config: BenchConfig, worker: int, log: Callable[[str], None] = print
 
 
 def _worker_process(config_dict: dict, worker: int) -> None:
-    try:
+    with quiet_interrupt():
         _worker(BenchConfig(**config_dict), worker)
-    except KeyboardInterrupt:  # Ctrl-C reaches every worker: the parent says it once
-        raise SystemExit(130) from None
 
 
 def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> optuna.Study:

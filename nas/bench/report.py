@@ -16,7 +16,7 @@ from ..search.report import pareto_front
 from ..spec import ArchSpec
 from ..study import Status
 from ..tables import markdown_table
-from ..atomic import save_figure, write_csv, write_text
+from ..atomic import write_csv, write_text
 from .build import RUN_KEY, BenchConfig
 from .sample import BenchError
 
@@ -97,7 +97,7 @@ def _markdown(config: BenchConfig, cands: pd.DataFrame, summary: dict) -> str:
 
 
 def _plot(path: Path, cands: pd.DataFrame) -> None:
-    from ..plotting import pyplot
+    from ..plotting import finish, pyplot
 
     plt = pyplot()
 
@@ -115,11 +115,7 @@ def _plot(path: Path, cands: pd.DataFrame) -> None:
     ax.set_xlabel("MACs (millions, log scale)")
     ax.set_ylabel("validation accuracy (%), seed mean")
     ax.set_title("Benchmark: accuracy vs MACs (references as squares)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    finish(fig, ax, path)
 
 
 def load_bench(folder: Path) -> tuple[BenchConfig, pd.DataFrame]:

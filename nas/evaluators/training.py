@@ -49,41 +49,40 @@ def _check_split(split: str) -> None:
 
 
 @dataclass(frozen=True)
-class TrainEvaluator:
-    """`train:RECIPE`: the accuracy on `split` after training with the recipe (the toolkit's
-    proxy until now; a diverged run scores 0, as in a search)."""
+class _TrainingEvaluator:
+    """What `train:` and `sotl:` share: a name, the recipe they train with and the device."""
 
     name: str
     recipe: Recipe
     device: str = "cpu"
 
+    def _run(self, spec: ArchSpec, dataset: Dataset, split: str, seed: int) -> tuple[TrainResult, float, bool]:
+        _check_split(split)
+        return _trained(fit_to(spec, dataset), dataset, self.recipe, split, seed, self.device)
+
+
+class TrainEvaluator(_TrainingEvaluator):
+    """`train:RECIPE`: the accuracy on `split` after training with the recipe (the toolkit's
+    proxy until now; a diverged run scores 0, as in a search)."""
+
     def score(self, spec: ArchSpec, dataset: Dataset, split: str = "val", seed: int = 0) -> EvalScore:
         """Train `spec` from `seed` and return its `split` accuracy."""
-        _check_split(split)
-        result, seconds, cached = _trained(fit_to(spec, dataset), dataset, self.recipe, split, seed,
-                                           self.device)
+        result, seconds, cached = self._run(spec, dataset, split, seed)
         acc = result.test_acc if split == "test" else result.val_acc
         value = acc if result.status == "completed" and acc is not None else 0.0
         return EvalScore(float(value), seconds, {"status": result.status, "epochs": result.epochs_run,
                                                  "cached": cached})
 
 
-@dataclass(frozen=True)
-class SotlEvaluator:
+class SotlEvaluator(_TrainingEvaluator):
     """`sotl:RECIPE`: minus the sum over epochs of the epoch-mean training loss recorded during
     the recipe's run (train mode, augmented), i.e. −TSE of Ru, Lyle, Schut, Fil, van der Wilk
     and Gal, "Speedy Performance Estimation for Neural Architecture Search", NeurIPS 2021
     (SoTL in the arXiv version). Negated so that higher is better; -inf if the run diverged."""
 
-    name: str
-    recipe: Recipe
-    device: str = "cpu"
-
     def score(self, spec: ArchSpec, dataset: Dataset, split: str = "val", seed: int = 0) -> EvalScore:
         """Train `spec` from `seed` and return −Σ_epochs training loss."""
-        _check_split(split)
-        result, seconds, cached = _trained(fit_to(spec, dataset), dataset, self.recipe, split, seed,
-                                           self.device)
+        result, seconds, cached = self._run(spec, dataset, split, seed)
         losses = [float(h["train_loss"]) for h in result.history]
         total = sum(losses)
         value = -total if result.status == "completed" and math.isfinite(total) else -math.inf

@@ -34,7 +34,7 @@ from ..latency import LatencyMeter
 from ..preflight import check_memory_of
 from ..recipe import resolve_recipe
 from ..study import (ProgressLine, Status, StudyPlan, count_statuses, finished_with,
-                     load_for_worker, locked, open_study, run_workers, set_attrs)
+                     load_for_worker, locked, open_study, quiet_interrupt, run_workers, set_attrs)
 from ..study.rundir import SearchError
 from ..study.storage import DEFAULT_HEARTBEAT, STUDY_KEY, default_study_name
 from ..train import Runtime, TrainError, train
@@ -335,10 +335,8 @@ def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = p
 
 
 def _worker_process(config_dict: dict, worker: int) -> None:
-    try:
+    with quiet_interrupt():
         run_worker(SearchConfig(**config_dict), worker)
-    except KeyboardInterrupt:  # Ctrl-C reaches every worker: the parent says it once
-        raise SystemExit(130) from None
 
 
 def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.Study:

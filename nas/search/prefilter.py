@@ -9,7 +9,6 @@ is stored on the study and shown apart on the cost card.
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 from typing import Callable
 

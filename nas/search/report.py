@@ -9,7 +9,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from ..atomic import save_figure, write_csv, write_text
+from ..atomic import write_csv, write_text
 from ..study.storage import optuna_retries, retried_numbers
 from ..tables import markdown_table
 from .baseline_report import Bests, baseline_lines, bests, entry
@@ -255,7 +255,7 @@ def _cost_axis(objective: Objective) -> tuple[float, str]:
 
 
 def _plots(out: Path, df: pd.DataFrame, front: pd.DataFrame, best, objective: Objective) -> None:
-    from ..plotting import pyplot
+    from ..plotting import finish, pyplot
 
     plt = pyplot()
 
@@ -278,11 +278,7 @@ def _plots(out: Path, df: pd.DataFrame, front: pd.DataFrame, best, objective: Ob
     ax.set_xlabel(xlabel)
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(f"Search: accuracy vs {objective.cost.label}")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, out / "pareto.png")
-    plt.close(fig)
+    finish(fig, ax, out / "pareto.png")
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     scored = df[df["reward"].notna() & df["status"].isin(TRAINED)].sort_values("number")
@@ -297,8 +293,4 @@ def _plots(out: Path, df: pd.DataFrame, front: pd.DataFrame, best, objective: Ob
     ax.set_xlabel("trial")
     ax.set_ylabel("reward")
     ax.set_title("Search history")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    save_figure(fig, out / "history.png")
-    plt.close(fig)
+    finish(fig, ax, out / "history.png")

@@ -182,6 +182,16 @@ def load_for_worker(plan: StudyPlan, sampler: optuna.samplers.BaseSampler,
                              sampler=sampler, pruner=pruner)
 
 
+@contextlib.contextmanager
+def quiet_interrupt() -> Iterator[None]:
+    """Around a spawned worker process's work: Ctrl-C reaches every worker, and the parent says
+    it once, so a worker exits with 130 and no traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
 def run_workers(worker: Callable[[dict, int], None], settings: dict, workers: int,
                 in_process: Callable[[], None]) -> None:
     """One worker runs in this process (`in_process`); more are spawned as processes.
