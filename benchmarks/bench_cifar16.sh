@@ -17,6 +17,7 @@
 # (4) run.txt: command, machine, date, wall time. Every setting is an environment variable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/provenance.sh
 PY="${PY:-.venv/bin/python}"
 DATA_DIR="${DATA_DIR:-../shared/data}"
 OUT="${OUT:-results/bench-cifar16}"
@@ -65,8 +66,6 @@ wall=$(( $(date +%s) - start ))
   echo "command: $(printf '%q ' "${BUILD[@]}")"
   echo "fidelity: $(printf '%q ' "${FIDELITY[@]}")"
   echo "wall_seconds (this session): $wall"
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "machine: $(nproc) CPU cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m), load $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "torch: $("$PY" -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")')"
+  provenance_lines "$PY"
 } > "$OUT/run.txt"
 cat "$OUT/run.txt"

@@ -13,6 +13,7 @@
 # (see benchmarks/gpu_session.sh: space `cifar` at 32 px).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/provenance.sh
 PY="${PY:-.venv/bin/python}"
 DATASET="${DATASET:-cifar10}"
 DATA_DIR="${DATA_DIR:-../shared/data}"
@@ -46,8 +47,6 @@ wall=$(( $(date +%s) - start ))
 {
   echo "command: $(printf '%q ' "${CMD[@]}")"
   echo "wall_seconds: $wall"
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "machine: $(nproc) CPU cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
-  echo "torch: $("$PY" -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")')"
+  provenance_lines "$PY"
 } > "$OUT/run.txt"
 cat "$OUT/run.txt"
