@@ -31,13 +31,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The `nas` argument parser with every sub-command registered."""
-    from .commands import arch, bench, compare, fidelity, interop, latency, pipeline, scale, search, train
+    from .commands import (arch, bench, compare, fidelity, interop, latency, pipeline, scale, search, supernet,
+                           train)
 
     parser = OneLineParser(
         prog="nas", description="EfficientNet-style NAS: search a baseline for a MACs budget, "
                                 "scale it, and train/compare nets with one trainer.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (arch, train, search, scale, pipeline, compare, fidelity, bench, latency, interop):
+    for module in (arch, train, search, scale, pipeline, compare, fidelity, bench, supernet, latency, interop):
         module.register(sub)
     return parser
 

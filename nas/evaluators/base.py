@@ -86,6 +86,14 @@ def resolve_evaluator(text: str, device: str = "cpu") -> Evaluator:
     return factory(arg or None, device)
 
 
+ACCURACY_EVALUATORS = ("train", "supernet")  # their scores are accuracies in [0, 1]
+
+
+def gives_accuracy(text: str) -> bool:
+    """Whether the evaluator `text` names scores with an accuracy (which a reward can weigh)."""
+    return text.strip().partition(":")[0] in ACCURACY_EVALUATORS
+
+
 def parse_evaluators(text: str, device: str = "cpu") -> list[Evaluator]:
     """A comma-separated list of evaluator names, each resolved (duplicates refused)."""
     names = [t.strip() for t in text.split(",") if t.strip()]

@@ -39,3 +39,13 @@ for _name, (_fn, _batches) in ZERO_COST.items():
                        zero_cost.ZeroCostEvaluator(n, f, b, device=device), None, f"zero-cost proxy {_name}")
 for _name in ("params", "macs"):
     register_evaluator(_name, lambda _arg, _device, n=_name: CountEvaluator(n), None, f"analytic {_name}")
+
+
+def _supernet(arg: str, device: str):
+    from ..supernet.evaluator import supernet_factory  # torch and the search space only when asked for
+
+    return supernet_factory(arg, device)
+
+
+register_evaluator("supernet", _supernet, "DIR", "accuracy of the subnet with a trained supernet's weights "
+                   "(`nas supernet train`) after precise BN")

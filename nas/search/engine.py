@@ -29,7 +29,7 @@ from ..costs import Cost, LatencySettings, Target, make_cost, resolve_target
 from ..counting import analytic_count
 from ..data import load_dataset
 from ..data.fit import check_data_resolution, native_resolution_note
-from ..evaluators import resolve_evaluator
+from ..evaluators import EvaluatorError, gives_accuracy, resolve_evaluator
 from ..latency import LatencyMeter
 from ..preflight import check_memory_of
 from ..recipe import resolve_recipe
@@ -106,7 +106,7 @@ class SearchConfig:
             raise SearchError("--trials and --workers must be at least 1")
         if self.prefilter_trials is not None and (not self.prefilter or self.prefilter_trials < self.trials):
             raise SearchError("--prefilter-trials needs --prefilter NAME and must be at least --trials")
-        if self.evaluator and not self.evaluator.startswith("train:") and self.objective != "pareto":
+        if self.evaluator and not gives_accuracy(self.evaluator) and self.objective != "pareto":
             raise SearchError(f"--evaluator {self.evaluator} gives scores, not accuracies (they may be negative), "
                               f"which the reward ACC*(C/T)^w and a hard budget cannot weigh; use --objective pareto")
         if self.baselines is not None and self.baselines not in MODES:
@@ -235,7 +235,12 @@ class TrialRunner:
 
     def _score(self, trial: optuna.Trial, spec, macs: int, cost: float, start: float) -> Any:
         """--evaluator: its score takes the place of the proxy's validation accuracy."""
-        score = self.evaluator.score(spec, self.dataset, "val", self.config.seed)
+        try:
+            score = self.evaluator.score(spec, self.dataset, "val", self.config.seed)
+        except EvaluatorError as exc:  # e.g. a baseline wider than the supernet it is judged with
+            set_attrs(trial, status=Status.REJECTED, error=str(exc), seconds=time.perf_counter() - start)
+            self.log(f"trial #{trial.number}: not judged: {exc}")
+            return self._value(0.0, cost)
         reward = self.objective.reward(score.value, cost)
         set_attrs(trial, evaluator=self.evaluator.name, evaluator_seconds=score.seconds)
         self._finish(trial, Status.TRAINED, score.value, reward, int(score.details.get("epochs", 0)), start)

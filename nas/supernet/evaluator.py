@@ -1,0 +1,45 @@
+"""`supernet:DIR`: the validation accuracy of a subnet with the supernet's weights and
+precise BN -- seconds per candidate instead of a training run."""
+from __future__ import annotations
+
+from ..data import Dataset
+from ..evaluators.base import EvalScore, EvaluatorError, fit_to
+from ..spec import ArchSpec
+from .judge import BN_IMAGES, judge_loaded, load_supernet
+from ..train.augment import Normalize
+from .plan import SupernetError
+
+class SupernetEvaluator:
+    """Scores a spec by its subnet's accuracy on `split` (seed unused: nothing is random)."""
+
+    def __init__(self, folder: str, device: str = "cpu") -> None:
+        self.name = f"supernet:{folder}"
+        try:
+            self.loaded = load_supernet(folder, device)
+        except SupernetError as exc:
+            raise EvaluatorError(str(exc)) from None
+        self.device = next(self.loaded.model.parameters()).device
+
+    def _staged(self, dataset: Dataset, split: str):
+        resolution = self.loaded.space.base.resolution  # Dataset.staged memoises the copies
+        bn = dataset.staged("train", self.device, resolution).images[:BN_IMAGES]
+        return bn, dataset.staged(split, self.device, resolution), Normalize(*dataset.mean_std(), False).to(self.device)
+
+    def score(self, spec: ArchSpec, dataset: Dataset, split: str = "val", seed: int = 0) -> EvalScore:
+        """Accuracy of `spec`'s subnet on `split` after precise BN on 512 training images."""
+        if split not in ("val", "test"):
+            raise EvaluatorError(f"the supernet evaluator reports val or test accuracy, not {split!r}")
+        try:
+            self.loaded.check_data(dataset)
+            spec = fit_to(spec, dataset)
+            self.loaded.plan.check_runs(spec)
+        except SupernetError as exc:
+            raise EvaluatorError(str(exc)) from None
+        bn, data, normalize = self._staged(dataset, split)
+        acc, seconds, _ = judge_loaded(self.loaded.model, spec, bn, data, normalize)
+        return EvalScore(float(acc), seconds, {"bn_images": len(bn)})
+
+
+def supernet_factory(arg: str, device: str) -> SupernetEvaluator:
+    """`supernet:DIR`."""
+    return SupernetEvaluator(arg, device)
