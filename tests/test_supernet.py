@@ -215,3 +215,26 @@ def test_extract_writes_a_run_that_fine_tunes_and_matches(micro_supernet, tmp_pa
     printed = capsys.readouterr().out
     accuracy = json.loads((target / "convert.json").read_text())["val_acc"]
     assert f"val {accuracy * 100:.2f}%" in printed
+
+
+def test_pipeline_supernet_option_searches_with_the_supernet_evaluator(monkeypatch, capsys, tmp_path):
+    import scaling.pipeline
+    from nas.cli import main
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, config):
+            seen["config"] = config
+
+        def run(self):
+            return None
+
+    monkeypatch.setattr(scaling.pipeline, "Pipeline", Recorder)
+    base = ["pipeline", "--space", "tiny", "--dataset", "digits", "--target-macs", "1.5M", "--out", str(tmp_path / "p")]
+    assert main(base + ["--supernet", "runs/sn"]) == 0
+    assert seen["config"].evaluator == "supernet:runs/sn"
+    capsys.readouterr()
+    assert main(base[:-1] + [str(tmp_path / "q"), "--supernet", "runs/sn", "--evaluator", "synflow"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "give one" in err and not (tmp_path / "q").exists()

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add(p, "space", "dataset", "data_dir", "download", *COST_OPTIONS, "trials", "baselines", "objective",
         "sampler", "seed", "recipe", "resolution_multiple", "workers", "device", "out")
     add(p, "evaluator", "prefilter", "prefilter_trials")
+    p.add_argument("--supernet", metavar="DIR",
+                   help="search with this trained supernet (`nas supernet train`): the same as "
+                        "--evaluator supernet:DIR, each candidate judged in seconds by inherited weights")
     add(p, "phi", phi="1,2,3")
     p.add_argument("--grid-step", type=POSITIVE, default=0.05,
                    help="grid step of alpha, beta, gamma (default 0.05)")
@@ -60,6 +63,13 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     from scaling.single import parse_targets
 
+    from ..errors import NasError
+
+    if args.supernet:
+        if args.evaluator:
+            raise NasError(f"--supernet {args.supernet} and --evaluator {args.evaluator} both choose how the search "
+                           "judges candidates; give one")
+        args.evaluator = f"supernet:{args.supernet}"
     targets = tuple(parse_targets(args.study_targets)) if args.study_targets else ()
     older_pick = args.fidelity_top is not None or args.fidelity_random is not None
     fidelity = (dict(fidelity_top=args.fidelity_top or 0, fidelity_random=args.fidelity_random or 0,
