@@ -37,6 +37,7 @@ from .modules import Supernet
 from .plan import SupernetError, SupernetPlan, plan_supernet
 
 STATE = "supernet.pt"
+PROGRESS_EVERY = 25  # steps between progress lines within an epoch
 FORMAT = 1
 
 
@@ -136,15 +137,15 @@ def train_supernet(space: SearchSpace, dataset: Dataset, recipe: Recipe, out: st
         history = list(state["history"])
         log(f"resuming the supernet in {out} after epoch {len(history)}/{recipe.epochs}")
     _write_meta(out, space, recipe, dataset, plan, sampled)
-    teacher, student = plan.largest(dataset.num_classes), plan.smallest(dataset.num_classes)
+    loop = _Loop(model, optimizer, data, normalize, lrs, recipe, plan, plan.largest(dataset.num_classes),
+                 plan.smallest(dataset.num_classes), sampled, steps, batch, dataset.num_classes, device, log)
     log(f"supernet of {space.name}: {sum(p.numel() for p in model.parameters()):,} weights; each step trains "
-        f"the largest ({teacher.arch_string()}), the smallest and {sampled} random subnets; "
+        f"the largest ({loop.teacher.arch_string()}), the smallest and {sampled} random subnets; "
         f"{steps} steps of {batch} an epoch, {recipe.epochs} epochs")
     start_epoch = len(history)
     for epoch in range(start_epoch, recipe.epochs):
-        row = _epoch(model, optimizer, data, normalize, lrs, recipe, plan, (teacher, student), sampled,
-                     epoch, steps, batch, dataset.num_classes, device)
-        row.update(_report(model, plan, dataset, device, (teacher, student)))
+        row = loop.epoch(epoch)
+        row.update(_report(model, plan, dataset, device, (loop.teacher, loop.smallest)))
         history.append(row)
         save_atomic({"format": FORMAT, "fingerprint": fp, "epoch": epoch + 1, "history": history,
                      "model": model.state_dict(), "optimizer": optimizer.state_dict()}, out / STATE)
@@ -157,42 +158,70 @@ def train_supernet(space: SearchSpace, dataset: Dataset, recipe: Recipe, out: st
     return SupernetRun(out, len(history), history, sum(h["seconds"] for h in history))
 
 
-def _epoch(model: Supernet, optimizer, data, normalize: Normalize, lrs: torch.Tensor, recipe: Recipe,
-           plan: SupernetPlan, ends, sampled: int, epoch: int, steps: int, batch: int, classes: int,
-           device) -> dict:
-    """One sandwich-rule pass over the training split."""
-    start = time.perf_counter()
-    model.train()
-    gen = torch.Generator(device).manual_seed(recipe.seed * 1_000_003 + epoch)
-    rng = random.Random(recipe.seed * 7_919 + epoch)
-    images = augment_epoch(data.images, recipe.augment, gen)
-    order = torch.randperm(len(data), generator=gen, device=device)
-    teacher_spec, smallest = ends
-    loss_sum = distill_sum = 0.0
-    for i in range(steps):
-        idx = order[i * batch:(i + 1) * batch]
-        x, y = normalize(images[idx]), data.labels[idx]
-        for group in optimizer.param_groups:
-            group["lr"] = float(lrs[epoch * steps + i])
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(x, teacher_spec)
-        loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+@dataclass
+class _Loop:
+    """What every sandwich-rule step reads."""
+
+    model: Supernet
+    optimizer: torch.optim.Optimizer
+    data: object            # the staged training Split
+    normalize: Normalize
+    lrs: torch.Tensor
+    recipe: Recipe
+    plan: SupernetPlan
+    teacher: object         # ArchSpec of the largest subnet
+    smallest: object        # ArchSpec of the smallest subnet
+    sampled: int
+    steps: int
+    batch: int
+    classes: int
+    device: torch.device
+    say: Callable[[str], None]
+
+    def epoch(self, epoch: int) -> dict:
+        """One pass over the training split; the epoch's mean losses, lr, seconds and images."""
+        start = time.perf_counter()
+        self.model.train()
+        gen = torch.Generator(self.device).manual_seed(self.recipe.seed * 1_000_003 + epoch)
+        rng = random.Random(self.recipe.seed * 7_919 + epoch)
+        images = augment_epoch(self.data.images, self.recipe.augment, gen)
+        order = torch.randperm(len(self.data), generator=gen, device=self.device)
+        loss_sum = distill_sum = 0.0
+        for i in range(self.steps):
+            idx = order[i * self.batch:(i + 1) * self.batch]
+            loss, distill = self.step(self.normalize(images[idx]), self.data.labels[idx], epoch * self.steps + i, rng)
+            if not math.isfinite(loss):
+                raise SupernetError(f"the supernet diverged in epoch {epoch + 1} (loss {loss}); lower the "
+                                    "recipe's lr (--lr)")
+            loss_sum, distill_sum = loss_sum + loss, distill_sum + distill
+            if (i + 1) % PROGRESS_EVERY == 0 and i + 1 < self.steps:
+                spent = time.perf_counter() - start
+                self.say(f"  epoch {epoch + 1} step {i + 1}/{self.steps}  loss {loss_sum / (i + 1):.3f}  "
+                         f"epoch ETA {fmt_seconds(spent / (i + 1) * (self.steps - i - 1))}")
+        last = min((epoch + 1) * self.steps, len(self.lrs)) - 1
+        return {"epoch": epoch + 1, "loss": loss_sum / self.steps, "distill": distill_sum / self.steps,
+                "lr": float(self.lrs[last]), "seconds": time.perf_counter() - start,
+                "images": self.steps * self.batch * (2 + self.sampled)}
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, index: int, rng: random.Random) -> tuple[float, float]:
+        """The sandwich rule on one batch: (the largest's loss, the students' mean distillation loss)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(self.lrs[index])
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x, self.teacher)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
         loss.backward()
         soft = logits.detach().softmax(1)
         distill = 0.0
-        for spec in [smallest] + [plan.random(rng, classes) for _ in range(sampled)]:
-            kd = F.cross_entropy(model(x, spec), soft)
+        students = [self.smallest] + [self.plan.random(rng, self.classes) for _ in range(self.sampled)]
+        for spec in students:
+            kd = F.cross_entropy(self.model(x, spec), soft)  # in-place distillation: soft targets
             kd.backward()
-            distill += float(kd.detach()) / (sampled + 1)
-        if not math.isfinite(float(loss)):
-            raise SupernetError(f"the supernet diverged in epoch {epoch + 1} (loss {float(loss)}); "
-                                "lower the recipe's lr (--lr)")
-        optimizer.step()
-        loss_sum += float(loss)
-        distill_sum += distill
-    return {"epoch": epoch + 1, "loss": loss_sum / steps, "distill": distill_sum / steps,
-            "lr": float(lrs[min((epoch + 1) * steps, len(lrs)) - 1]), "seconds": time.perf_counter() - start,
-            "images": steps * batch * (2 + sampled)}
+            distill += float(kd.detach()) / len(students)
+        loss_value = float(loss.detach())
+        if math.isfinite(loss_value):
+            self.optimizer.step()
+        return loss_value, distill
 
 
 def _report(model: Supernet, plan: SupernetPlan, dataset: Dataset, device, ends) -> dict:
