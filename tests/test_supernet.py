@@ -238,3 +238,37 @@ def test_pipeline_supernet_option_searches_with_the_supernet_evaluator(monkeypat
     assert main(base[:-1] + [str(tmp_path / "q"), "--supernet", "runs/sn", "--evaluator", "synflow"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "give one" in err and not (tmp_path / "q").exists()
+
+
+def test_ridge_predictor_recovers_a_linear_rule_out_of_fold():
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from nas.supernet.predictor import cross_validated
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5))
+    y = 0.5 + x @ np.array([0.02, -0.01, 0.03, 0.0, 0.01])
+    predictor, out_of_fold = cross_validated(x, y)
+    assert kendalltau(out_of_fold, y)[0] > 0.95
+    assert np.allclose(predictor.predict_features(x), y, atol=2e-3)
+    assert predictor.penalty <= 0.1  # noiseless data: the least penalty wins
+
+
+def test_predictor_fits_on_judged_subnets_and_drives_a_search(micro_supernet, tmp_path, capsys):
+    from nas.cli import main
+
+    out, _first, space_file = micro_supernet
+    assert main(["supernet", "predictor", str(out), "--samples", "20", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "out-of-fold Kendall tau" in printed
+    samples = pd.read_csv(out / "predictor.csv")
+    assert len(samples) == 20 and samples["arch"].is_unique and samples["val_acc"].between(0, 1).all()
+    assert main(["supernet", "predictor", str(out), "--samples", "22", "--device", "cpu"]) == 0  # goes on
+    assert pd.read_csv(out / "predictor.csv")["arch"].head(20).tolist() == samples["arch"].tolist()
+    run = tmp_path / "search"
+    assert main(["search", "--space", str(space_file), "--dataset", "digits", "--evaluator", f"predictor:{out}",
+                 "--target-macs", "200k", "--trials", "60", "--baselines", "none", "--sampler", "random",
+                 "--device", "cpu", "--out", str(run)]) == 0
+    judged = pd.read_csv(run / "trials.csv").query("status == 'trained'")
+    assert len(judged) >= 60 and judged["val_acc"].nunique() > 10

@@ -37,6 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         else:
             add(e, "out")
         e.set_defaults(func=cmd_eval if name == "eval" else cmd_extract)
+    r = steps.add_parser("predictor", help="judge random subnets with the supernet and fit an accuracy predictor "
+                                           "(for --evaluator predictor:DIR: thousands of trials in minutes)")
+    r.add_argument("supernet", metavar="DIR", help="a `nas supernet train` folder")
+    r.add_argument("--samples", type=POSITIVE_INT, default=300,
+                   help="distinct random subnets judged (default 300; re-running with more goes on)")
+    add(r, *DATA, "device", "seed", dataset=None,
+        helps={"dataset": "the data (default: the one the supernet trained on)"})
+    r.set_defaults(func=cmd_predictor)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -56,16 +64,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subnet(args: argparse.Namespace):
-    from ..counting import analytic_count
+def _loaded(args: argparse.Namespace):
     from ..supernet.judge import load_supernet
-    from ..supernet.specs import subnet_spec
 
     loaded = load_supernet(args.supernet, "cpu" if args.device == "auto" else args.device)
     if args.dataset is None:
         args.dataset = loaded.meta["dataset"]
     dataset = dataset_from_args(args, resolution=loaded.space.base.resolution)
     loaded.check_data(dataset)
+    return loaded, dataset
+
+
+def cmd_predictor(args: argparse.Namespace) -> int:
+    """Judge --samples subnets, fit the predictor and print its out-of-fold agreement."""
+    from ..supernet.judge import judge_dataset
+    from ..supernet.predictor import build_predictor
+
+    loaded, dataset = _loaded(args)
+    summary = build_predictor(loaded.folder, lambda spec: judge_dataset(loaded, spec, dataset), loaded.plan,
+                              dataset.num_classes, args.samples, args.seed)
+    print(f"predictor fitted on {summary['samples']} judged subnets: out-of-fold Kendall tau "
+          f"{summary['oof_kendall_tau']:.2f}, Spearman rho {summary['oof_spearman_rho']:.2f}, mean abs error "
+          f"{summary['oof_mae_pts']:.2f} pts; search with --evaluator predictor:{args.supernet}")
+    return 0
+
+
+def _subnet(args: argparse.Namespace):
+    from ..counting import analytic_count
+    from ..supernet.specs import subnet_spec
+
+    loaded, dataset = _loaded(args)
     spec = subnet_spec(loaded.plan, args.arch, dataset)
     loaded.plan.check_runs(spec)
     return loaded, dataset, spec, analytic_count(spec)

@@ -86,7 +86,7 @@ def resolve_evaluator(text: str, device: str = "cpu") -> Evaluator:
     return factory(arg or None, device)
 
 
-ACCURACY_EVALUATORS = ("train", "supernet")  # their scores are accuracies in [0, 1]
+ACCURACY_EVALUATORS = ("train", "supernet", "predictor")  # their scores are accuracies in [0, 1]
 
 
 def gives_accuracy(text: str) -> bool:

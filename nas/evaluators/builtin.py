@@ -49,3 +49,13 @@ def _supernet(arg: str, device: str):
 
 register_evaluator("supernet", _supernet, "DIR", "accuracy of the subnet with a trained supernet's weights "
                    "(`nas supernet train`) after precise BN")
+
+
+def _predictor(arg: str, _device: str):
+    from ..supernet.evaluator import predictor_factory
+
+    return predictor_factory(arg, _device)
+
+
+register_evaluator("predictor", _predictor, "DIR", "validation accuracy predicted from a supernet's judged "
+                   "subnets (`nas supernet predictor DIR`)")

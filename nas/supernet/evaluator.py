@@ -43,3 +43,43 @@ class SupernetEvaluator:
 def supernet_factory(arg: str, device: str) -> SupernetEvaluator:
     """`supernet:DIR`."""
     return SupernetEvaluator(arg, device)
+
+
+class PredictorEvaluator:
+    """`predictor:DIR`: the accuracy the supernet's predictor (`nas supernet predictor`) expects
+    of a spec -- microseconds a candidate, for searches of thousands of trials."""
+
+    def __init__(self, folder: str) -> None:
+        from pathlib import Path
+
+        from .judge import read_meta
+        from .predictor import load_predictor
+
+        self.name = f"predictor:{folder}"
+        try:
+            self.meta, self.space, self.plan = read_meta(Path(folder))
+            self.predictor, self.summary = load_predictor(Path(folder))
+        except SupernetError as exc:
+            raise EvaluatorError(str(exc)) from None
+
+    def score(self, spec: ArchSpec, dataset: Dataset, split: str = "val", seed: int = 0) -> EvalScore:
+        """The predicted validation accuracy of `spec` (no data is read; `split` must be val)."""
+        import time
+
+        from .predictor import features
+
+        start = time.perf_counter()
+        if split != "val" or dataset.name != self.meta["dataset"]:
+            raise EvaluatorError(f"{self.name} predicts {self.meta['dataset']} validation accuracy only")
+        try:
+            spec = fit_to(spec, dataset)
+            self.plan.check_runs(spec)
+        except SupernetError as exc:
+            raise EvaluatorError(str(exc)) from None
+        value = float(self.predictor.predict_features(features(self.plan, spec))[0])
+        return EvalScore(value, time.perf_counter() - start, {})
+
+
+def predictor_factory(arg: str, device: str) -> PredictorEvaluator:
+    """`predictor:DIR`."""
+    return PredictorEvaluator(arg)

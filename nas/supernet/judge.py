@@ -68,17 +68,25 @@ class LoadedSupernet:
                                 f"({self.meta['num_classes']} classes), not {dataset.name}; judge it on its own data")
 
 
-def load_supernet(folder: str | Path, device: str = "cpu") -> LoadedSupernet:
-    """Read `nas supernet train`'s folder (supernet.pt, supernet.json, space.yaml)."""
-    folder = Path(folder)
+def read_meta(folder: Path) -> tuple[dict, SearchSpace, SupernetPlan]:
+    """(supernet.json, the space, the plan) of a supernet folder, without its weights."""
     meta_path = folder / "supernet.json"
-    if not (folder / "supernet.pt").is_file() or not meta_path.is_file():
-        raise SupernetError(f"{folder} holds no trained supernet (supernet.pt and supernet.json); "
-                            "train one with `nas supernet train --out DIR`")
+    if not meta_path.is_file():
+        raise SupernetError(f"{folder} holds no trained supernet (supernet.json); train one with "
+                            "`nas supernet train --out DIR`")
     meta = json.loads(meta_path.read_text())
     space_file = folder / "space.yaml"
     space = load_space(str(space_file) if space_file.is_file() else meta["space"])
-    plan = plan_supernet(space)
+    return meta, space, plan_supernet(space)
+
+
+def load_supernet(folder: str | Path, device: str = "cpu") -> LoadedSupernet:
+    """Read `nas supernet train`'s folder (supernet.pt, supernet.json, space.yaml)."""
+    folder = Path(folder)
+    if not (folder / "supernet.pt").is_file():
+        raise SupernetError(f"{folder} holds no trained supernet (supernet.pt); train one with "
+                            "`nas supernet train --out DIR`")
+    meta, space, plan = read_meta(folder)
     state = load_state(folder / "supernet.pt")
     model = Supernet(plan, meta["num_classes"])
     model.load_state_dict(state["model"])
