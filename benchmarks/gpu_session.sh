@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Every GPU measurement the issues ask for, as one script for one device call.
 #
-#   bash benchmarks/gpu_session.sh setup bench proxy full search grid scaled evidence workers space-bench
+#   bash benchmarks/gpu_session.sh setup bench proxy full search grid scaled evidence workers space-bench supernet
 #
 # evidence: the CPU evidence command (benchmarks/evidence_cpu.sh) unchanged, at 32 px in the
 # `cifar` space; workers: search throughput with 1 vs 4 worker processes on the one GPU
 # (trained candidates per hour); space-bench: the ground-truth benchmark of the `cifar` space at
 # 32 px (`nas bench build`, >= 100 candidates, resumable across sessions) and the zero-cost
-# evaluators' fidelity against whatever part of it is built (`nas fidelity --bench`). DRY_RUN=1 prints every command instead of running it
+# evaluators' fidelity against whatever part of it is built (`nas fidelity --bench`); supernet:
+# the `cifar` space's weight-sharing supernet at 32 px (`nas supernet train`, resumable), its
+# accuracy predictor and a 2,000-trial search with it. DRY_RUN=1 prints every command instead of running it
 # (tests/test_gpu_script.py parses them with the real `nas` parser).
 #
 # Each phase runs under its own timeout and writes as it goes, so a phase that
@@ -32,6 +34,8 @@ PHIS=${PHIS:-1,2,3}; SCALED_S=${SCALED_S:-240}; FULL_S=${FULL_S:-300}; PROXY_S=$
 WORKERS_S=${WORKERS_S:-90}
 SPACEBENCH_S=${SPACEBENCH_S:-420}; SPACEBENCH_N=${SPACEBENCH_N:-100}; SPACEBENCH_RECIPE=${SPACEBENCH_RECIPE:-proxy}
 SPACEBENCH_MACS=${SPACEBENCH_MACS:-20M,200M}; SPACEBENCH_EVALUATORS=${SPACEBENCH_EVALUATORS:-synflow,naswot,grad_norm,snip,zico,params,macs}
+SUPERNET_S=${SUPERNET_S:-300}; SUPERNET_RECIPE=${SUPERNET_RECIPE:-proxy}; SUPERNET_EPOCHS=${SUPERNET_EPOCHS:-10}
+SUPERNET_SAMPLES=${SUPERNET_SAMPLES:-500}
 BASE=efficientnet-b0-cifar; SPACE=cifar; TARGET=116167168; EXTRA=""
 if [ "${QUICK:-0}" = 1 ]; then  # a small net and space: B0-CIFAR takes minutes per epoch on 2 cores
   EXTRA="--val-fraction 0.004"; SPACE=tiny; TARGET=2M; BASE=/tmp/quick-spec.yaml
@@ -39,6 +43,7 @@ if [ "${QUICK:-0}" = 1 ]; then  # a small net and space: B0-CIFAR takes minutes 
   printf 'name: quick\nepochs: 1\nbatch_size: 32\nlr: 0.05\nbn_momentum: 0.1\ntrain_fraction: 0.01\n' > /tmp/quick.yaml
   PROXY=/tmp/quick.yaml; FULL=/tmp/quick.yaml; FAST=/tmp/quick.yaml; TRIALS=3; GRID_CLOSEST=2; PHIS=1
   SPACEBENCH_N=4; SPACEBENCH_RECIPE=/tmp/quick.yaml; SPACEBENCH_MACS=0.3M,3M
+  SUPERNET_RECIPE=/tmp/quick.yaml; SUPERNET_EPOCHS=1; SUPERNET_SAMPLES=12
 fi
 
 phase() {  # phase NAME SECONDS COMMAND...
@@ -110,6 +115,13 @@ for w in (1, 4):
         --macs-range "$SPACEBENCH_MACS" --timeout "$SPACEBENCH_S" $EXTRA --out "$RUNS/bench-cifar32"
       phase space-bench-fidelity 300 $NAS fidelity --bench "$RUNS/bench-cifar32" \
         --evaluators "$SPACEBENCH_EVALUATORS" --out "$RUNS/bench-cifar32/fidelity" ;;
+    supernet)  # the `cifar` space's supernet at 32 px (resumes across sessions), its predictor, a 2000-trial search
+      SN="$RUNS/supernet-cifar32"; RESUME=""; [ -f "$SN/supernet.pt" ] && RESUME=--resume
+      phase supernet $((SUPERNET_S + 60)) $NAS supernet train --space $SPACE --dataset cifar10 --data-dir "$DATA" \
+        --recipe "$SUPERNET_RECIPE" --epochs "$SUPERNET_EPOCHS" $EXTRA --out "$SN" $RESUME
+      phase supernet-predictor 240 $NAS supernet predictor "$SN" --samples "$SUPERNET_SAMPLES" --data-dir "$DATA" $EXTRA
+      phase supernet-search 180 $NAS search --space $SPACE --dataset cifar10 --data-dir "$DATA" \
+        --evaluator "predictor:$SN" --target-macs $TARGET --trials 2000 --baselines none $EXTRA --out "$RUNS/supernet-search" ;;
     *) echo "unknown phase $p" ;;
   esac
 done

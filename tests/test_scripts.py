@@ -33,7 +33,7 @@ def test_evidence_command_end_to_end_on_digits(tmp_path):
 def test_gpu_session_dry_run_commands_parse():
     env = {**os.environ, "DRY_RUN": "1", "OUT": "/tmp/nas-gpu-dry"}
     proc = subprocess.run(["bash", "benchmarks/gpu_session.sh", "setup", "bench", "proxy", "full", "search", "grid",
-                           "scaled", "evidence", "workers", "space-bench"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           "scaled", "evidence", "workers", "space-bench", "supernet"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = [line.split(": ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("DRY ") and ": " in line]
@@ -41,6 +41,8 @@ def test_gpu_session_dry_run_commands_parse():
     assert len(nas_lines) >= 8
     assert any(" bench build --space cifar " in line and "--candidates 100" in line for line in nas_lines)
     assert any(" fidelity --bench " in line for line in nas_lines)
+    assert any(" supernet train --space cifar " in line for line in nas_lines)
+    assert any(" search " in line and "--evaluator predictor:" in line and "--trials 2000" in line for line in nas_lines)
     parser = build_parser()
     for line in nas_lines:
         argv = shlex.split(line.split(" -m nas ", 1)[1])
