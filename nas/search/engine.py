@@ -15,6 +15,7 @@ that one spec, so a fixed-spec trial is an ordinary trial in every view.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -33,7 +34,7 @@ from ..evaluators import EvaluatorError, gives_accuracy, resolve_evaluator
 from ..latency import LatencyMeter
 from ..preflight import check_memory_of
 from ..recipe import resolve_recipe
-from ..study import (ProgressLine, Status, StudyPlan, count_statuses, finished_with,
+from ..study import (ProgressLine, Status, StudyPlan, buffered, count_statuses, finished_with,
                      load_for_worker, locked, open_study, quiet_interrupt, run_workers, set_attrs)
 from ..study.rundir import SearchError
 from ..study.storage import DEFAULT_HEARTBEAT, STUDY_KEY, default_study_name
@@ -51,6 +52,8 @@ NON_TRAINING_CAP = 20  # stop after this many rejected/duplicate samples per wan
 LATENCY_CACHE = "latency_cache.json"
 COST_DEFAULTS = {"cost": "macs", "target": None, "latency_device": "cpu", "latency_source": "measured",
                  "latency_table": None, "latency_stat": "median"}  # added after search.yaml files existed
+
+TRAINING_EVALUATORS = ("train:", "sotl:")  # evaluators that train: each trial is stored as it goes
 
 
 @dataclass(frozen=True)
@@ -332,9 +335,12 @@ def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = p
     # lines already say it in one line, and Ctrl-C must not print a traceback
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    cheap = config.evaluator is not None and not config.evaluator.startswith(TRAINING_EVALUATORS)
     try:
-        study.optimize(runner, callbacks=[_stop_when_done(config)], catch=(TrainError,),
-                       timeout=config.timeout)
+        with (buffered(study, plan) if cheap and config.workers == 1 else
+              contextlib.nullcontext((study, lambda _s, _t: None))) as (active, flush):
+            active.optimize(runner, callbacks=[_stop_when_done(config), flush], catch=(TrainError,),
+                            timeout=config.timeout)
     finally:
         optuna.logging.set_verbosity(verbosity)
 

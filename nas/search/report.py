@@ -21,6 +21,7 @@ from .space import SearchSpace
 COLUMNS = ["number", "state", "status", "baseline", "baseline_mode", "baseline_target", "baseline_gap_pct",
            "arch", "macs", "params", "cost", "val_acc", "reward", "latency_ms", "seconds", "epochs",
            "images_seen", "duplicate_of", "retry_of", "worker"]
+OPTIONAL_COLUMNS = ["evaluator", "evaluator_seconds", "error"]  # only when some trial has them (--evaluator)
 SAMPLED_FILE = "best_sampled.yaml"  # written when the best is a baseline: the best sampled candidate
 
 
@@ -33,8 +34,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         retries = optuna_retries(t)
         if retries:  # queued again by Optuna after a stale heartbeat
             row["retry_of"] = retries[-1]
-        rows.append({c: row.get(c) for c in COLUMNS})
-    return pd.DataFrame(rows, columns=COLUMNS)
+        rows.append(row)
+    columns = COLUMNS + [c for c in OPTIONAL_COLUMNS if any(c in r for r in rows)]
+    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
 
 
 def trained(df: pd.DataFrame) -> pd.DataFrame:
