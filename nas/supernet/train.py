@@ -118,7 +118,8 @@ def train_supernet(space: SearchSpace, dataset: Dataset, recipe: Recipe, out: st
     configure(runtime, device)
     torch.manual_seed(recipe.seed)
     channels_last = use_channels_last(runtime, device)
-    model = Supernet(plan, dataset.num_classes, recipe.dropout).to(device)
+    dropout = space.base.dropout if recipe.dropout is None else recipe.dropout  # None: the space's own
+    model = Supernet(plan, dataset.num_classes, dropout).to(device)
     if recipe.bn_momentum is not None:
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
