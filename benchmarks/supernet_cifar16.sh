@@ -8,7 +8,7 @@
 # Steps (each resumes or is skipped when its output exists, so the script may be re-run):
 # (1) `nas supernet train` (recipe cifar16-supernet; goal <= 40 min on 2 cores);
 # (2) `nas supernet predictor`: SAMPLES random subnets judged with inherited weights, a ridge fit;
-# (3) `nas fidelity --bench` of supernet:, predictor:, params and macs against the ground truth
+# (3) `nas fidelity --bench` of supernet:, predictor:, the zero-cost proxies, params and macs against the ground truth
 #     (results/bench-cifar16, whatever part of it is built);
 # (4) per budget B: a TRIALS-trial search with predictor:OUT under a hard budget (timed: goal
 #     <= 2 min), a from-scratch search (train:SCRATCH_PROXY, hard budget) given the same wall time
@@ -30,6 +30,7 @@ SCRATCH_PROXY="${SCRATCH_PROXY:-cifar16-evidence-proxy}"
 FINAL="${FINAL:-cifar16-bench}"
 SEEDS="${SEEDS:-0,1,2}"
 DEVICE="${DEVICE:-cpu}"
+OTHERS="${OTHERS:-synflow,naswot,grad_norm,snip,zico,params,macs}"  # beside them in the fidelity table
 NAS=("$PY" -m nas)
 DATA=(--dataset cifar10 --data-dir "$DATA_DIR")
 run() {  # run NAME COMMAND...: print, time (seconds into $OUT/timings.txt) and run one step
@@ -48,7 +49,7 @@ resume=(); [[ -f "$OUT/supernet.pt" ]] && resume=(--resume)
 run train "${NAS[@]}" supernet train --space cifar16 "${DATA[@]}" --recipe "$RECIPE" --device "$DEVICE" \
     --out "$OUT" "${resume[@]}"
 run predictor "${NAS[@]}" supernet predictor "$OUT" --samples "$SAMPLES" --device "$DEVICE" --data-dir "$DATA_DIR"
-run fidelity "${NAS[@]}" fidelity --bench "$BENCH" --evaluators "supernet:$OUT,predictor:$OUT,params,macs" \
+run fidelity "${NAS[@]}" fidelity --bench "$BENCH" --evaluators "supernet:$OUT,predictor:$OUT,$OTHERS" \
     --seeds 0 --device "$DEVICE" --out "$OUT/fidelity"
 budgets=($BUDGETS)
 for b in "${budgets[@]}"; do
