@@ -24,11 +24,14 @@ UNEQUAL = "unequal cost"
 MATCH_TOLERANCE = 0.02
 
 
+SAME_NET = "the same network"  # two names for one architecture: not a claim (e.g. compound = width-only)
+
+
 def is_claim(verdict: str, p: Optional[float]) -> bool:
     """Whether a comparison enters the Holm family (it has a p-value and a verdict that can
     become "resolved")."""
     return p is not None and not (isinstance(p, float) and math.isnan(p)) and \
-        verdict not in (REFERENCE, UNEQUAL, TOO_FEW)
+        verdict not in (REFERENCE, UNEQUAL, TOO_FEW) and not str(verdict).startswith(SAME_NET)
 
 
 def adjust(rows: Sequence[dict], alpha: float = ALPHA, scale: float = 100.0) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 import yaml
@@ -76,7 +77,18 @@ def scaling_rows(out: Path) -> list[dict]:
     study = out / "study"
     if not (study / "study.csv").is_file():
         return []
-    return study_comparisons(pd.read_csv(study / "study.csv"), pd.read_csv(study / "runs.csv"))
+    table = pd.read_csv(study / "study.csv")
+    if "arch" not in table:  # a study written before study.csv named each net's architecture
+        table["arch"] = [_arch_of(study / "runs" / model) for model in table["model"]]
+    return study_comparisons(table, pd.read_csv(study / "runs.csv"))
+
+
+def _arch_of(folder: Path) -> Optional[str]:
+    """The canonical architecture of a study net from its first run's spec.yaml, if any."""
+    from nas.spec import ArchSpec
+
+    specs = sorted(folder.glob("seed*/spec.yaml"))
+    return ArchSpec.load(specs[0]).canonical_string() if specs else None
 
 
 def claim_scaling(out: Path, rows: list[dict]) -> list[str]:

@@ -25,7 +25,7 @@ from nas.counting import analytic_macs
 from nas.data import Dataset
 from nas.recipe import Recipe
 from nas.spec import ArchSpec
-from nas.claims import UNEQUAL, adjust, family_line, interval_line
+from nas.claims import SAME_NET, UNEQUAL, adjust, family_line, interval_line
 from nas.outcomes import unpack
 from nas.stats import paired_difference, t_interval
 from nas.tables import markdown_table
@@ -139,7 +139,7 @@ def study_table(nets: Sequence[StudyNet], runs: pd.DataFrame) -> pd.DataFrame:
         rows.append({"strategy": n.strategy, "target": n.target, "model": n.spec.name, "setting": n.setting,
                      "macs": analytic_macs(n.spec), "realised_ratio": round(n.realised, 4),
                      "resolution": n.spec.resolution, "test_acc": iv.mean, "std": iv.sd, "ci95": iv.half_width,
-                     "seeds": iv.n})
+                     "seeds": iv.n, "arch": n.spec.canonical_string()})
     return pd.DataFrame(rows)
 
 
@@ -165,9 +165,13 @@ def study_comparisons(table: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
                                     a_outcomes=_per_seed(runs, single, "test_outcomes"),
                                     b_outcomes=_per_seed(runs, compound, "test_outcomes"))
             gap = group.loc[dim, "macs"] / group.loc["compound", "macs"] - 1
+            same = ("arch" in group and isinstance(group.loc[dim, "arch"], str)
+                    and group.loc[dim, "arch"] == group.loc["compound", "arch"])
+            verdict = (f"{SAME_NET}: the grid's coefficients scale {dim} only" if same else
+                       UNEQUAL if abs(gap) > MATCH_TOLERANCE else cmp.verdict)
             rows.append({"target": target, "claim": f"compound vs {dim}-only", "diff": cmp.mean,
                          "ci": cmp.half_width, "p": cmp.p_value, "n": cmp.n, "gap_pct": gap * 100,
-                         "verdict": UNEQUAL if abs(gap) > MATCH_TOLERANCE else cmp.verdict,
+                         "verdict": verdict,
                          "a_name": f"{dim}-only", "b_name": "compound", "images": cmp.images,
                          "dropped": " ".join(map(str, cmp.dropped))})
     return rows

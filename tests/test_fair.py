@@ -248,3 +248,21 @@ def test_grid_names_a_best_only_when_resolved_and_pairs_validation_images():
     two_seeds = winner_verdict(df.assign(val_accs=[a[:2] for a in df["val_accs"]]))
     assert not two_seeds["resolved"] and choice_words(two_seeds).startswith("tie with the runner-up")
     assert PICK_RULE in choice_words(two_seeds)
+
+
+def test_compound_that_builds_the_single_dimension_net_is_the_same_network_not_a_claim():
+    import pandas as pd
+
+    from scaling.study import study_comparisons
+
+    table = pd.DataFrame([
+        {"strategy": s, "target": 2.0, "model": m, "macs": 100, "arch": a}
+        for s, m, a in (("compound", "c", "X"), ("depth", "d", "Y"), ("width", "w", "X"), ("resolution", "r", "Z"))])
+    runs = pd.DataFrame([{"model": m, "seed": seed, "test_acc": 0.5 + 0.01 * seed + (0.02 if m == "d" else 0)}
+                         for m in "cdwr" for seed in range(3)])
+    rows = {r["claim"]: r for r in study_comparisons(table, runs)}
+    assert rows["compound vs width-only"]["verdict"] == "the same network: the grid's coefficients scale width only"
+    assert not rows["compound vs depth-only"]["verdict"].startswith("the same network")
+    from nas.claims import adjust
+    adjusted = adjust(list(rows.values()))
+    assert all(r["p_holm"] is None for r in adjusted if r["claim"] == "compound vs width-only")
