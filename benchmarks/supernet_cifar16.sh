@@ -41,7 +41,7 @@ run() {  # run NAME COMMAND...: print, time (seconds into $OUT/timings.txt) and 
   PYTHONUNBUFFERED=1 "$@" 2>&1 | tee -a "$OUT/log.txt"
   echo "$name $(( $(date +%s) - start ))" >> "$OUT/timings.txt"
 }
-seconds_of() { awk -v n="$1" '$1 == n {s = $2} END {print s + 0}' "$OUT/timings.txt" 2>/dev/null || echo 0; }
+seconds_of() { awk -v n="$1" '$1 == n {s += $2} END {print s + 0}' "$OUT/timings.txt" 2>/dev/null || echo 0; }
 mkdir -p "$OUT"
 [[ "${DRY_RUN:-0}" == 1 ]] || touch "$OUT/timings.txt"
 
@@ -56,8 +56,10 @@ AMORTISE="${AMORTISE:-${#budgets[@]}}"  # budgets the one supernet is shared ove
 for b in "${budgets[@]}"; do
   run "search-$b" "${NAS[@]}" search --space cifar16 "${DATA[@]}" --evaluator "predictor:$OUT" --target-macs "$b" \
       --objective hard --trials "$TRIALS" --baselines none --device "$DEVICE" --out "$OUT/search-$b"
-  # equal wall time: this budget's share of training and predictor, plus its own search
-  wall=$(( ($(seconds_of train) + $(seconds_of predictor)) / AMORTISE + $(seconds_of "search-$b") ))
+  # equal wall time: this budget's share of the training (its epochs, from history.csv, however many
+  # sessions it took) and of the predictor, plus its own search
+  trained=0; [[ -f "$OUT/history.csv" ]] && trained=$("$PY" -c "import pandas as pd; print(int(pd.read_csv('$OUT/history.csv')['seconds'].sum()))")
+  wall=$(( (trained + $(seconds_of predictor)) / AMORTISE + $(seconds_of "search-$b") ))
   run "scratch-$b" "${NAS[@]}" search --space cifar16 "${DATA[@]}" --recipe "$SCRATCH_PROXY" --target-macs "$b" \
       --objective hard --trials 500 --timeout "$(( wall > 60 ? wall : 60 ))" --baselines none --device "$DEVICE" \
       --out "$OUT/scratch-$b"
