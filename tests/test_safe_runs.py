@@ -124,8 +124,11 @@ def test_fidelity_takes_force():
 # 1. train: --force, --resume, and Ctrl-C saving its state --------------------------------------
 
 def test_train_force_starts_over_in_a_fresh_sub_folder_and_resume_finds_it(tmp_path, spec_file, capsys):
+    """Real runs (--resume reads the checkpoint), each one short epoch on a tenth of the data."""
     out = tmp_path / "run"
-    base = ["train", spec_file, "--dataset", "digits", *SMOKE, "--out", str(out)]
+    flash = tmp_path / "flash.yaml"
+    flash.write_text("name: flash\nepochs: 1\nbatch_size: 64\nlr: 0.1\ntrain_fraction: 0.1\n")
+    base = ["train", spec_file, "--dataset", "digits", "--recipe", str(flash), "--device", "cpu", "--out", str(out)]
     assert main(base) == 0
     before = tree_hash(out)
     assert main([*base, "--lr", "0.05", "--resume"]) == 2
