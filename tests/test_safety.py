@@ -400,6 +400,7 @@ def _kill_a_worker_mid_trial(proc, out: Path, storage) -> tuple[int, dict]:
     pytest.fail(f"no worker was killed mid-trial: {err}")
 
 
+@pytest.mark.slow  # no real training, but three worker processes started twice
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 @pytest.mark.parametrize("kind", ["journal", "postgres"])
 def test_three_workers_one_killed_mid_trial_loses_nothing(tmp_path, request, kind, monkeypatch, fake_trainer):
