@@ -34,8 +34,8 @@ def tiny():
     return load_space("tiny")
 
 
-def test_baselines_are_queued_at_the_targets_macs_and_a_baseline_best_is_stated(tmp_path, tiny):
-    """A real search whose trials are its two baselines: each trained at the solver's match to
+def test_baselines_are_queued_at_the_targets_macs_and_a_baseline_best_is_stated(tmp_path, tiny, fake_trainer):
+    """A search (fake trainer) whose trials are its two baselines: each trained at the solver's match to
     the target, recorded on its trial, and summary.md says the best is a baseline."""
     out = tmp_path / "s"
     assert main(SEARCH + ["--target-macs", "1.5M", "--trials", "2", "--out", str(out)]) == 0
@@ -63,7 +63,7 @@ def test_baselines_are_queued_at_the_targets_macs_and_a_baseline_best_is_stated(
     assert not (out / "best_sampled.yaml").exists()
 
 
-def test_a_search_pinned_before_the_option_resumes_as_it_was(tmp_path, capsys):
+def test_a_search_pinned_before_the_option_resumes_as_it_was(tmp_path, capsys, fake_trainer):
     out = tmp_path / "old"
     args = SEARCH + ["--target-macs", "1.5M", "--baselines", "none", "--trials", "1", "--out", str(out)]
     assert main(args) == 0

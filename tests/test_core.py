@@ -155,7 +155,7 @@ def toy_block():
     unregister_block("toy")
 
 
-def test_a_registered_toy_block_is_validated_built_counted_and_searched(toy_block, tmp_path):
+def test_a_registered_toy_block_is_validated_built_counted_and_searched(toy_block, tmp_path, fake_trainer):
     spec = ArchSpec.from_yaml(Path("search_spaces/tiny.yaml").read_text().split("choices:")[0]
                               .replace("name: tiny\n", "name: toy\n").split("description")[0]
                               + "resolution: 16\nnum_classes: 10\nstem: {channels: 16, stride: 1}\n"
@@ -210,7 +210,7 @@ baselines:
 """
 
 
-def test_search_counts_the_ds_mbconv_twin_as_a_duplicate(tmp_path):
+def test_search_counts_the_ds_mbconv_twin_as_a_duplicate(tmp_path, fake_trainer):
     space_file = tmp_path / "twin.yaml"
     space_file.write_text(TWIN_SPACE)
     assert load_space(str(space_file)).size() == 1  # ds and mbconv e1 are the same network
@@ -248,7 +248,7 @@ def test_gamma_1_1_changes_a_32px_resolution(tmp_path):
     assert grow(base, Coefficients(1.0, 1.0, 1.1), multiple=8).resolution == 32  # the old rule
 
 
-def test_grid_resumes_with_one_point_left(tmp_path):
+def test_grid_resumes_with_one_point_left(tmp_path, fake_trainer):
     args = dict(base=str(_tiny_base(tmp_path, name="tiny-separable")), dataset="digits",
                 out=str(tmp_path / "g"), closest=2, recipe="smoke", device="cpu", tolerance=0.3)
     run_grid(GridConfig(**args, timeout=0.001), log=lambda _: None)  # stops after one point

@@ -1,8 +1,8 @@
 """Every command that trains makes the same checks before it takes its folder lock: a
 --data-resolution below the input of any net it will train is refused naming the net, the
 far-upsampled-data warning is printed once per distinct input size, and the hungriest net is
-checked against free memory. Refusals come before training, so these tests train nothing
-except the small search the fidelity test needs."""
+checked against free memory. Refusals come before training, so these tests train nothing;
+the runs they need (a small search, a comparison) use the fake trainer (tests/fakes.py)."""
 import re
 from pathlib import Path
 
@@ -148,8 +148,7 @@ def test_each_pipeline_step_decodes_its_data_at_its_largest_net(tmp_path, tiny_s
     assert not (tmp_path / "p").exists()
 
 
-@pytest.mark.slow
-def test_compare_decodes_at_its_largest_net_for_every_net(tmp_path, specs):
+def test_compare_decodes_at_its_largest_net_for_every_net(tmp_path, specs, fake_trainer):
     """Every net of one comparison sees the same images, decoded at the largest input."""
     import json
 
@@ -163,13 +162,17 @@ def test_compare_decodes_at_its_largest_net_for_every_net(tmp_path, specs):
 
 @pytest.fixture(scope="module")
 def search40(tmp_path_factory, space40) -> tuple[Path, str]:
-    """A real search at 40 px with three trained candidates and a one-epoch recipe."""
+    """A search at 40 px with three candidates (the fake trainer) and a one-epoch recipe."""
+    import fakes
+
     folder = tmp_path_factory.mktemp("fidelity")
     recipe = folder / "flash.yaml"
     recipe.write_text("name: flash\nepochs: 1\nbatch_size: 64\nlr: 0.1\ntrain_fraction: 0.2\n")
     out = folder / "search"
-    assert main(["search", "--space", space40, *DIGITS, "--target-macs", "2M", "--trials", "3",
-                 "--sampler", "random", "--recipe", str(recipe), "--out", str(out)]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        fakes.install(patch)
+        assert main(["search", "--space", space40, *DIGITS, "--target-macs", "2M", "--trials", "3",
+                     "--sampler", "random", "--recipe", str(recipe), "--out", str(out)]) == 0
     return out, str(recipe)
 
 

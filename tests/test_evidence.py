@@ -1,5 +1,7 @@
-"""Trustworthy answers on real (digits) runs: compare at matched MACs with seeds, the scaling
-study, and proxy fidelity; every statistic is checked against the per-seed numbers."""
+"""Trustworthy answers on digits runs: compare at matched MACs with seeds (real training: the
+one real `nas compare` run), the scaling study and proxy fidelity (the fake trainer: their
+tables and statistics, not training, are under test); every statistic is checked against
+the per-seed numbers."""
 import json
 
 import numpy as np
@@ -39,9 +41,11 @@ def _hand_interval(a, b, a_flags=None, b_flags=None):
 
 def test_compare_matches_macs_and_pairs_seeds(bases, tmp_path, capsys):
     out = tmp_path / "cmp"
+    recipe = tmp_path / "flash.yaml"  # real runs, short: the statistics, not the accuracy, are checked
+    recipe.write_text("name: flash\nepochs: 2\nbatch_size: 64\nlr: 0.1\nbn_momentum: 0.1\ntrain_fraction: 0.2\n")
     target = analytic_macs(__import__("nas.spec", fromlist=["ArchSpec"]).ArchSpec.load(bases["tiny-separable"]))
     assert main(["compare", str(bases["tiny-separable"]), str(bases["tiny-mbconv"]), "--dataset", "digits",
-                 "--recipe", "smoke", "--seeds", "0,1,2", "--device", "cpu", "--match-macs", str(target),
+                 "--recipe", str(recipe), "--seeds", "0,1,2", "--device", "cpu", "--match-macs", str(target),
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     table = pd.read_csv(out / "compare.csv")
@@ -69,8 +73,7 @@ def test_compare_matches_macs_and_pairs_seeds(bases, tmp_path, capsys):
     assert (out / "compare.png").is_file() and "latency b256" in (out / "compare.md").read_text()
 
 
-@pytest.mark.slow
-def test_scaling_study_one_target(bases, tmp_path):
+def test_scaling_study_one_target(bases, tmp_path, fake_trainer):
     out = tmp_path / "study"
     assert main(["scale", "study", "--base", str(bases["tiny-separable"]), "--targets", "2x", "--dataset", "digits",
                  "--recipe", "smoke", "--seeds", "0,1", "--device", "cpu", "--out", str(out)]) == 0
@@ -88,8 +91,7 @@ def test_scaling_study_one_target(bases, tmp_path):
     assert (out / "study.png").is_file()
 
 
-@pytest.mark.slow
-def test_fidelity_ranks_proxy_against_long_recipe(tmp_path):
+def test_fidelity_ranks_proxy_against_long_recipe(tmp_path, fake_trainer):
     search = tmp_path / "search"
     assert main(["search", "--space", "tiny", "--dataset", "digits", "--recipe", "smoke", "--device", "cpu",
                  "--target-macs", "1.5M", "--trials", "5", "--pruner", "none", "--out", str(search)]) == 0

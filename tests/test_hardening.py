@@ -74,7 +74,8 @@ def _plant(out: Path, names, outside: Path) -> dict:
      ["trials.csv", "pareto.csv", "summary.md", "best.yaml", "pareto.png", "history.png", "cost.json"]),
     (["compare", "SPEC", "--dataset", "digits", *SMOKE], ["runs.csv", "compare.csv", "compare.md", "compare.png"]),
 ])
-def test_outputs_replace_planted_links_and_leave_their_targets(tmp_path, spec_file, command, names, capsys):
+def test_outputs_replace_planted_links_and_leave_their_targets(tmp_path, spec_file, command, names, capsys,
+                                                            fake_trainer):
     command = [spec_file if word == "SPEC" else word for word in command]
     out = tmp_path / "out"
     before = _plant(out, names, tmp_path / "outside")

@@ -118,7 +118,7 @@ def test_hard_latency_budget_rejects_before_any_training(tmp_path, monkeypatch):
     assert json.loads((out / "cost.json").read_text())["trained"] == 0
 
 
-def test_reward_with_measured_latency_and_pareto_with_a_table(tmp_path, tiny_table, capsys):
+def test_reward_with_measured_latency_and_pareto_with_a_table(tmp_path, tiny_table, capsys, fake_trainer):
     out = tmp_path / "reward"
     assert main([*SEARCH, "--cost", "latency", "--target", "5ms", "--trials", "2", "--out", str(out)]) == 0
     df = pd.read_csv(out / "trials.csv")

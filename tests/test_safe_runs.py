@@ -44,7 +44,7 @@ def _image_folder(root: Path, classes=("cat", "dog"), per_class: int = 12) -> Pa
 # 1. compare: reuse only on an exact match, --force into a fresh sub-folder --------------------
 
 def test_compare_refuses_another_data_set_in_the_same_out_and_force_trains_beside_it(
-        tmp_path, spec_file, capsys):
+        tmp_path, spec_file, capsys, fake_trainer):
     out = tmp_path / "cmp"
     assert main(["compare", spec_file, "--dataset", "digits", *SMOKE, "--out", str(out)]) == 0
     assert "epoch 2/2" in capsys.readouterr().out  # epoch progress of every run
@@ -97,7 +97,7 @@ def test_a_net_named_like_a_forced_folder_is_refused_and_not_taken_for_one(tmp_p
     assert choose_out(out, lambda f: fit_of_runs([(f / "x", wanted)]), force=True) == out / "run-3"
 
 
-def test_study_refuses_another_recipe_and_force_runs_it_beside(tmp_path, spec_file, capsys):
+def test_study_refuses_another_recipe_and_force_runs_it_beside(tmp_path, spec_file, capsys, fake_trainer):
     recipes = []
     for lr in (0.1, 0.05):  # one short epoch on a tenth of the data: the folders matter here
         recipes.append(tmp_path / f"lr{lr}.yaml")
@@ -124,8 +124,11 @@ def test_fidelity_takes_force():
 # 1. train: --force, --resume, and Ctrl-C saving its state --------------------------------------
 
 def test_train_force_starts_over_in_a_fresh_sub_folder_and_resume_finds_it(tmp_path, spec_file, capsys):
+    """Real runs (--resume reads the checkpoint), each one short epoch on a tenth of the data."""
     out = tmp_path / "run"
-    base = ["train", spec_file, "--dataset", "digits", *SMOKE, "--out", str(out)]
+    flash = tmp_path / "flash.yaml"
+    flash.write_text("name: flash\nepochs: 1\nbatch_size: 64\nlr: 0.1\ntrain_fraction: 0.1\n")
+    base = ["train", spec_file, "--dataset", "digits", "--recipe", str(flash), "--device", "cpu", "--out", str(out)]
     assert main(base) == 0
     before = tree_hash(out)
     assert main([*base, "--lr", "0.05", "--resume"]) == 2
@@ -223,7 +226,7 @@ def test_train_and_compare_refuse_a_folder_another_run_holds(tmp_path, spec_file
         assert tree_hash(out) == before
 
 
-def test_a_search_writing_another_searchs_journal_is_refused_while_it_runs(tmp_path, capsys):
+def test_a_search_writing_another_searchs_journal_is_refused_while_it_runs(tmp_path, capsys, fake_trainer):
     first = tmp_path / "first"
     assert main([*SEARCH, "--target-macs", "2M", "--trials", "1", "--out", str(first)]) == 0
     capsys.readouterr()
@@ -334,7 +337,7 @@ def test_truncated_checkpoint_is_one_line_for_eval_resume_and_init(tmp_path, spe
 # 3. spec names never leave --out, end to end ----------------------------------------------------
 
 @pytest.mark.parametrize("name", ["../../escaped", "/tmp/nas-absolute-name"])
-def test_spec_names_with_paths_stay_inside_out(tmp_path, tiny_spec, name, capsys):
+def test_spec_names_with_paths_stay_inside_out(tmp_path, tiny_spec, name, capsys, fake_trainer):
     spec = str(tiny_spec.replace(name=name).save(tmp_path / "named.yaml"))
     work = tmp_path / "work"
     for argv in (["scale", "emit", "--base", spec, "--coefficients", "1.2,1.1,1.15", "--phi", "1",
@@ -376,7 +379,7 @@ def test_negative_phi_needs_no_equals_sign(tmp_path, spec_file, capsys):
     assert (out / "tiny-phim1.yaml").is_file() and (out / "tiny-phi0.5.yaml").is_file()
 
 
-def test_train_resolution_trains_the_net_at_that_input(tmp_path, spec_file):
+def test_train_resolution_trains_the_net_at_that_input(tmp_path, spec_file, fake_trainer):
     out = tmp_path / "r24"
     assert main(["train", spec_file, "--dataset", "digits", *SMOKE, "--resolution", "24", "--out", str(out)]) == 0
     result = json.loads((out / "result.json").read_text())

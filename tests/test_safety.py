@@ -270,10 +270,13 @@ def test_scientific_notation_in_yaml_is_a_float(tmp_path, tiny_spec):
 
 
 def test_ctrl_c_in_a_search_is_one_line_and_exit_130(tmp_path):
+    """The search trains with the fake trainer (tests/fakes.py), 0.5 s an epoch: Ctrl-C lands in a trial."""
+    from fakes import fake_env
+
     cmd = [sys.executable, "-m", "nas", *SEARCH, "--target-macs", "2M", "--trials", "20",
            "--out", str(tmp_path / "int")]
     proc = subprocess.Popen(cmd, cwd=ROOT, preexec_fn=sigint_default, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env=fake_env(epoch_seconds=0.5))
     deadline = time.time() + 120
     while time.time() < deadline:
         line = proc.stdout.readline()
@@ -397,13 +400,20 @@ def _kill_a_worker_mid_trial(proc, out: Path, storage) -> tuple[int, dict]:
     pytest.fail(f"no worker was killed mid-trial: {err}")
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # no real training, but three worker processes started twice
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 @pytest.mark.parametrize("kind", ["journal", "postgres"])
-def test_three_workers_one_killed_mid_trial_loses_nothing(tmp_path, request, kind):
+def test_three_workers_one_killed_mid_trial_loses_nothing(tmp_path, request, kind, monkeypatch, fake_trainer):
     """Journal: the resumed run re-queues the killed trial (the lock says no one else runs).
     PostgreSQL: a live worker finds the trial stale by its heartbeat and runs it again while
-    the others go on. Either way, after a pause the run resumes for one more candidate."""
+    the others go on. Either way, after a pause the run resumes for one more candidate.
+    The workers train with the fake trainer (tests/fakes.py), 1 s an epoch, so a kill lands
+    mid-trial and the study core, not training, is what takes the time."""
+    from fakes import ENV, fake_env
+
+    env = fake_env(epoch_seconds=1.0)
+    for name in ("PYTHONPATH", ENV):  # the workers the resume below spawns start with the fake too
+        monkeypatch.setenv(name, env[name])
     out = tmp_path / f"three-{kind}"
     trials, storage, storage_args, pause = 4, None, [], 3
     if kind == "postgres":
@@ -415,8 +425,7 @@ def test_three_workers_one_killed_mid_trial_loses_nothing(tmp_path, request, kin
             *storage_args, "--out", str(out)]
     started = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "nas", *args, "--trials", str(trials)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     victim, finished = _kill_a_worker_mid_trial(proc, out, storage)
     _, err = proc.communicate(timeout=300)
     first = time.time() - started

@@ -1,21 +1,22 @@
-"""The evidence command end to end on digits, and the GPU session script's commands checked
-against the real parser (a dry run: the script cannot rot between GPU sessions)."""
+"""The evidence command end to end on digits (its pipeline trains with the fake trainer,
+tests/fakes.py: the script's plumbing, report and run.txt are under test here; the pipeline's
+real run is tests/test_scaling.py's), and the GPU session script's commands checked against the
+real parser (a dry run: the script cannot rot between GPU sessions)."""
 import os
 import shlex
 import subprocess
 import sys
 
 import pandas as pd
-import pytest
 
 from nas.cli import build_parser
 from conftest import ROOT
+from fakes import fake_env
 
 
-@pytest.mark.slow
 def test_evidence_command_end_to_end_on_digits(tmp_path):
     out = tmp_path / "ev"
-    env = {**os.environ, "PY": sys.executable, "DATASET": "digits", "SPACE": "tiny", "PROXY": "smoke",
+    env = {**fake_env(), "PY": sys.executable, "DATASET": "digits", "SPACE": "tiny", "PROXY": "smoke",
            "FINAL": "smoke", "TRIALS": "3", "SEEDS": "0", "GRID_CLOSEST": "1", "FIDELITY": "1",
            "DEVICE": "cpu", "OUT": str(out)}
     proc = subprocess.run(["bash", "benchmarks/evidence_cpu.sh"], cwd=ROOT, env=env, capture_output=True,

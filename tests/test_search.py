@@ -9,6 +9,7 @@ import yaml
 
 from nas.cli import main
 from conftest import ROOT, kill_mid_study
+from fakes import fake_env
 
 BASE = ["search", "--space", "tiny", "--dataset", "digits", "--recipe", "smoke", "--device", "cpu"]
 
@@ -114,12 +115,14 @@ def test_changed_settings_are_refused_and_more_trials_extend(tmp_path, capsys, f
                                   before[["number", "arch", "val_acc"]])
 
 
-@pytest.mark.slow
-def test_killed_search_resumes_with_nothing_lost_or_repeated(tmp_path):
+def test_killed_search_resumes_with_nothing_lost_or_repeated(tmp_path, fake_trainer):
+    """The search process trains with the fake trainer, 0.3 s an epoch, so the kill lands mid-trial;
+    the resume runs in this process (the fake again)."""
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "nas", *BASE, "--target-macs", "2M", "--trials", "6",
            "--pruner", "none", "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=fake_env(epoch_seconds=0.3))
     done = kill_mid_study(proc, out / "study.journal", "killed", finished=2)
     assert len(done) >= 2, "the search did not get going"
     finished = {t.number: (t.user_attrs["arch"], t.value) for t in done}
@@ -146,8 +149,7 @@ def test_two_workers_share_one_study(tmp_path):
     assert (df["status"] == "trained").sum() >= 4
 
 
-@pytest.mark.slow
-def test_postgres_storage(tmp_path, postgres_url):
+def test_postgres_storage(tmp_path, postgres_url, fake_trainer):
     out = tmp_path / "pg"
     args = ["--target-macs", "2M", "--trials", "3", "--storage", postgres_url, "--study-name", "pg-test"]
     assert _run(out, *args) == 0
