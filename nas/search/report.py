@@ -219,10 +219,18 @@ def _write_summary(out: Path, df: pd.DataFrame, found: Bests, objective: Objecti
          "arch"])
     searched_with = f"Cost searched with: {objective.cost.describe()}. " if objective.cost.kind == "macs" else ""
     text = (f"# Search {config.name}\n\n{searched_with}{objective.describe()}; space `{config.space}`, data "
-            f"`{config.dataset}` (validation split), recipe `{config.recipe}`, sampler `{config.sampler}`, "
+            f"`{config.dataset}` (validation split), {_judged_by(config)}, sampler `{config.sampler}`, "
             f"seed {config.seed}; {_baselines_mode(df)}.\n\n{table}\n\n"
             f"{baseline_lines(found, val_images)}\n\n{cost_line(cost)}\n{_fidelity_line(out)}")
     write_text(out / "summary.md", text)
+
+
+def _judged_by(config) -> str:
+    """How candidates were judged: the recipe they trained with, or the evaluator whose score
+    stands in the "val acc" column."""
+    if config.evaluator:
+        return f"candidates judged by evaluator `{config.evaluator}` (its score is the val acc column), not trained"
+    return f"recipe `{config.recipe}`"
 
 
 def _baselines_mode(df: pd.DataFrame) -> str:
