@@ -75,6 +75,18 @@ def _optimizer(model: Supernet, recipe: Recipe) -> torch.optim.Optimizer:
                         "sgd or adamw (parameters a step leaves unused must keep no gradient)")
 
 
+def _build(plan: SupernetPlan, recipe: Recipe, classes: int, device: torch.device,
+           channels_last: bool) -> Supernet:
+    """The supernet on `device` with the recipe's dropout (None: the space's) and BN momentum."""
+    dropout = plan.base.dropout if recipe.dropout is None else recipe.dropout
+    model = Supernet(plan, classes, dropout).to(device)
+    if recipe.bn_momentum is not None:
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = recipe.bn_momentum
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
 def _prepare(out: Path, fp: dict, resume: bool) -> Optional[dict]:
     path = out / STATE
     if path.exists():
@@ -118,13 +130,7 @@ def train_supernet(space: SearchSpace, dataset: Dataset, recipe: Recipe, out: st
     configure(runtime, device)
     torch.manual_seed(recipe.seed)
     channels_last = use_channels_last(runtime, device)
-    dropout = space.base.dropout if recipe.dropout is None else recipe.dropout  # None: the space's own
-    model = Supernet(plan, dataset.num_classes, dropout).to(device)
-    if recipe.bn_momentum is not None:
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.momentum = recipe.bn_momentum
-    model = model.to(memory_format=torch.channels_last) if channels_last else model
+    model = _build(plan, recipe, dataset.num_classes, device, channels_last)
     optimizer = _optimizer(model, recipe)
     data = dataset.staged(recipe.train_split, device, space.base.resolution, recipe.train_fraction)
     batch = min(recipe.batch_size, len(data))
