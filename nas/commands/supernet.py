@@ -67,7 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _loaded(args: argparse.Namespace):
     from ..supernet.judge import load_supernet
 
-    loaded = load_supernet(args.supernet, "cpu" if args.device == "auto" else args.device)
+    loaded = load_supernet(args.supernet, args.device)  # auto: the GPU when there is one
     if args.dataset is None:
         args.dataset = loaded.meta["dataset"]
     dataset = dataset_from_args(args, resolution=loaded.space.base.resolution)
