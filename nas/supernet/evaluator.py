@@ -5,8 +5,7 @@ from __future__ import annotations
 from ..data import Dataset
 from ..evaluators.base import EvalScore, EvaluatorError, fit_to
 from ..spec import ArchSpec
-from .judge import BN_IMAGES, judge_loaded, load_supernet
-from ..train.augment import Normalize
+from .judge import BN_IMAGES, judge_dataset, load_supernet
 from .plan import SupernetError
 
 class SupernetEvaluator:
@@ -18,12 +17,6 @@ class SupernetEvaluator:
             self.loaded = load_supernet(folder, device)
         except SupernetError as exc:
             raise EvaluatorError(str(exc)) from None
-        self.device = next(self.loaded.model.parameters()).device
-
-    def _staged(self, dataset: Dataset, split: str):
-        resolution = self.loaded.space.base.resolution  # Dataset.staged memoises the copies
-        bn = dataset.staged("train", self.device, resolution).images[:BN_IMAGES]
-        return bn, dataset.staged(split, self.device, resolution), Normalize(*dataset.mean_std(), False).to(self.device)
 
     def score(self, spec: ArchSpec, dataset: Dataset, split: str = "val", seed: int = 0) -> EvalScore:
         """Accuracy of `spec`'s subnet on `split` after precise BN on 512 training images."""
@@ -35,9 +28,8 @@ class SupernetEvaluator:
             self.loaded.plan.check_runs(spec)
         except SupernetError as exc:
             raise EvaluatorError(str(exc)) from None
-        bn, data, normalize = self._staged(dataset, split)
-        acc, seconds, _ = judge_loaded(self.loaded.model, spec, bn, data, normalize)
-        return EvalScore(float(acc), seconds, {"bn_images": len(bn)})
+        acc, seconds = judge_dataset(self.loaded, spec, dataset, split)
+        return EvalScore(float(acc), seconds, {"bn_images": BN_IMAGES})
 
 
 def supernet_factory(arg: str, device: str) -> SupernetEvaluator:

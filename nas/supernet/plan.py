@@ -31,7 +31,6 @@ from ..registry import get_block
 from ..rounding import round_width
 from ..search.space import SearchSpace
 from ..spec import ArchSpec, StageSpec
-from ..widths import expanded_width, se_width
 
 OPS = ("mbconv", "ds", "conv")  # expanding MBConv, MBConv with expand 1, plain conv
 
@@ -90,19 +89,6 @@ class SupernetPlan:
     def stage_inputs(self) -> list[int]:
         """The widest input each stage's blocks may receive (the previous stage's max, or the stem)."""
         return [self.base.stem.channels] + [s.max_out for s in self.stages[:-1]]
-
-    def hidden_max(self, index: int) -> int:
-        """The widest expansion of stage `index`'s MBConv: over both its first block's input
-        and the stage's own width (its later blocks read their stage's output)."""
-        st = self.stages[index]
-        widest_in = max(self.stage_inputs()[index], st.max_out)
-        return expanded_width(widest_in, st.max_expand)
-
-    def se_max(self, index: int) -> int:
-        """The widest SE squeeze of stage `index` (its ratio applies to a block's input)."""
-        st = self.stages[index]
-        widest_in = max(self.stage_inputs()[index], st.max_out)
-        return se_width(widest_in, st.max_se) if st.max_se > 0 else 0
 
     def check_runs(self, spec: ArchSpec) -> None:
         """Refuse, in one line naming the stage and the choice, a net this supernet cannot run."""

@@ -32,9 +32,9 @@ from ..train.augment import Normalize, augment_epoch
 from ..train.checkpoint import data_fingerprint, save_atomic
 from ..train.optim import lr_schedule, param_groups
 from ..train.runtime import Runtime, configure, resolve_device, use_channels_last
-from .judge import judge_loaded, load_state
+from .judge import judge_inputs, judge_loaded, load_state
 from .modules import Supernet
-from .plan import SupernetError, SupernetPlan, plan_supernet
+from .plan import SupernetError, SupernetPlan, describe, plan_supernet
 
 STATE = "supernet.pt"
 PROGRESS_EVERY = 25  # steps between progress lines within an epoch
@@ -51,9 +51,8 @@ class SupernetRun:
     train_seconds: float
 
 
-def fingerprint(space: SearchSpace, recipe: Recipe, dataset: Dataset, sampled: int) -> dict:
+def fingerprint(space: SearchSpace, plan: SupernetPlan, recipe: Recipe, dataset: Dataset, sampled: int) -> dict:
     """What makes two supernet runs the same: the space's choices, recipe, data, sandwich size."""
-    plan = plan_supernet(space)
     return {"space": {"name": space.name, "stages": [repr(s) for s in space.stages], "base": space.base.to_dict()},
             "plan": [repr(s) for s in plan.stages], "recipe": recipe.to_dict(), "data": data_fingerprint(dataset),
             "sandwich_random": sampled}
@@ -124,7 +123,7 @@ def train_supernet(space: SearchSpace, dataset: Dataset, recipe: Recipe, out: st
     """
     plan = plan_supernet(space)
     out = Path(out)
-    fp = fingerprint(space, recipe, dataset, sampled)
+    fp = fingerprint(space, plan, recipe, dataset, sampled)
     state = _prepare(out, fp, resume)
     device = resolve_device(runtime.device)
     configure(runtime, device)
@@ -149,6 +148,7 @@ def train_supernet(space: SearchSpace, dataset: Dataset, recipe: Recipe, out: st
     log(f"supernet of {space.name}: {sum(p.numel() for p in model.parameters()):,} weights; each step trains "
         f"the largest ({loop.teacher.arch_string()}), the smallest and {sampled} random subnets; "
         f"{steps} steps of {batch} an epoch, {recipe.epochs} epochs")
+    log(describe(plan))
     start_epoch = len(history)
     for epoch in range(start_epoch, recipe.epochs):
         row = loop.epoch(epoch)
@@ -234,11 +234,9 @@ class _Loop:
 def _report(model: Supernet, plan: SupernetPlan, dataset: Dataset, device, ends) -> dict:
     """Validation accuracy of the largest and smallest subnets (inherited weights, precise BN)."""
     teacher, smallest = ends
-    staged = dataset.staged("train", device, plan.base.resolution, 1.0)
-    val = dataset.staged("val", device, plan.base.resolution)
-    normalize = Normalize(*dataset.mean_std(), False).to(device)
-    return {"val_largest": judge_loaded(model, teacher, staged.images, val, normalize)[0],
-            "val_smallest": judge_loaded(model, smallest, staged.images, val, normalize)[0]}
+    bn, val, normalize = judge_inputs(dataset, device, plan.base.resolution)
+    return {"val_largest": judge_loaded(model, teacher, bn, val, normalize)[0],
+            "val_smallest": judge_loaded(model, smallest, bn, val, normalize)[0]}
 
 
 def _write_meta(out: Path, space: SearchSpace, recipe: Recipe, dataset: Dataset, plan: SupernetPlan,
