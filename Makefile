@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# the tests in TEST_JOBS processes (pytest-xdist; `auto`: one per core), a file per process at a
+# time so a module's fixtures are built once; `make test TEST_JOBS=0` runs them in one process
+TEST_JOBS ?= auto
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
 # The main job on the built-in digits data: search -> grid -> emission -> training -> report.
 # Re-running resumes (finished steps are skipped); `make clean-demo` starts over.

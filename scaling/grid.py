@@ -28,7 +28,8 @@ from nas.rounding import resolution_multiple, round_resolution, scale_spec
 from nas.spec import ArchSpec
 from nas.study import (ProgressLine, Status, StudyPlan, await_stale, load_for_worker, locked,
                        open_study, run_workers, set_attrs)
-from nas.study.storage import DEFAULT_HEARTBEAT, STUDY_KEY, default_study_name
+from nas.settings import DataSettings, StudySettings
+from nas.study.storage import STUDY_KEY, default_study_name
 from nas.train import Runtime, TrainError, train
 from nas.train.runtime import resolve_device
 
@@ -36,7 +37,7 @@ from .coefficients import TARGET_FACTOR, CoefficientError, Coefficients, admissi
 
 
 @dataclass(frozen=True)
-class GridConfig:
+class GridConfig(StudySettings, DataSettings):
     """Every setting of one grid; the fields are also the `nas scale grid` options.
 
     `tolerance` bounds |realised MACs ratio - 2|; `nominal_window` bounds the nominal
@@ -54,18 +55,9 @@ class GridConfig:
     beta_max: float = 1.5
     gamma_max: float = 1.5
     recipe: str = "proxy"
-    seed: int = 0
     seeds: int = 1
-    storage: Optional[str] = None
     study_name: Optional[str] = None
-    workers: int = 1
-    device: str = "auto"
-    data_dir: Optional[str] = None
-    val_fraction: float = 0.1
     resolution_multiple: int = 0    # 0: by the base resolution (2 / 4 / 8 px)
-    timeout: Optional[float] = None  # seconds after which no new point starts
-    download: bool = False
-    heartbeat: int = DEFAULT_HEARTBEAT  # RDB storages: seconds between a worker's heartbeats
 
     RESUMABLE = ("workers", "device", "data_dir", "timeout", "download", "heartbeat")
 

@@ -30,9 +30,9 @@ from nas.recipe import Recipe, resolve_recipe
 from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, run_search, trained_count
 from nas.search.report import SAMPLED_FILE, cost_line, write_outputs
 from nas.search.space import load_space
+from nas.settings import DataSettings, StudySettings, shared_settings
 from nas.spec import ArchSpec
 from nas.study import RunLock, pin_settings
-from nas.study.storage import DEFAULT_HEARTBEAT
 from nas.study import StudyError as SearchError
 from nas.train import Runtime
 
@@ -48,7 +48,7 @@ STEPS = ("search", "grid", "emit", "train", "study", "fidelity", "report")
 
 
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(StudySettings, DataSettings):
     """Every setting of one pipeline run; the fields are also the `nas pipeline` options."""
 
     space: str
@@ -60,7 +60,6 @@ class PipelineConfig:
     phis: tuple[float, ...] = (1.0, 2.0, 3.0)
     objective: str = "reward"
     sampler: str = "tpe"
-    seed: int = 0
     recipe: str = "proxy"
     grid_step: float = 0.05
     grid_tolerance: float = 0.06       # 3 % of 2x
@@ -75,15 +74,7 @@ class PipelineConfig:
     fidelity_candidates: int = 10  # evenly spaced ranks of the proxy's ranking
     train_scaled: bool = True   # train the emitted family in the final comparison
     data_resolution: Optional[int] = None
-    val_fraction: float = 0.1
     pruner: str = "median"
-    storage: Optional[str] = None   # one Optuna storage for the search and grid studies
-    timeout: Optional[float] = None  # per search/grid step: no new trial starts after it
-    heartbeat: int = DEFAULT_HEARTBEAT  # RDB storages: seconds between a worker's heartbeats
-    device: str = "auto"
-    data_dir: Optional[str] = None
-    workers: int = 1
-    download: bool = False
     evaluator: Optional[str] = None         # the search's --evaluator (None: train with --recipe)
     prefilter: Optional[str] = None         # the search's two-stage --prefilter
     prefilter_trials: Optional[int] = None
@@ -196,26 +187,19 @@ class Pipeline:
         c = self.config
         return SearchConfig(space=c.space, dataset=c.dataset, target_macs=c.target_macs,
                             out=str(self.out / "search"), objective=c.objective, trials=c.trials,
-                            baselines=c.baselines,
-                            sampler=c.sampler, pruner=c.pruner, seed=c.seed, recipe=c.recipe,
-                            storage=c.storage, study_name=c.study_name("search"), device=c.device,
-                            data_dir=c.data_dir, workers=c.workers, download=c.download,
-                            data_resolution=c.data_resolution, val_fraction=c.val_fraction,
-                            timeout=c.timeout, heartbeat=c.heartbeat, evaluator=c.evaluator,
-                            prefilter=c.prefilter, prefilter_trials=c.prefilter_trials, cost=c.cost,
-                            target=c.target, latency_device=c.latency_device, latency_batch=c.latency_batch,
-                            latency_source=c.latency_source, latency_table=c.latency_table,
-                            latency_stat=c.latency_stat)
+                            baselines=c.baselines, sampler=c.sampler, pruner=c.pruner, recipe=c.recipe,
+                            study_name=c.study_name("search"), data_resolution=c.data_resolution,
+                            evaluator=c.evaluator, prefilter=c.prefilter, prefilter_trials=c.prefilter_trials,
+                            cost=c.cost, target=c.target, latency_device=c.latency_device,
+                            latency_batch=c.latency_batch, latency_source=c.latency_source,
+                            latency_table=c.latency_table, latency_stat=c.latency_stat, **shared_settings(c))
 
     def _grid_config(self) -> GridConfig:
         c = self.config
         return GridConfig(base=str(self.out / "search" / "best.yaml"), dataset=c.dataset,
                           out=str(self.out / "grid"), step=c.grid_step, tolerance=c.grid_tolerance,
-                          closest=c.grid_closest or None, recipe=c.recipe, seed=c.seed, device=c.device,
-                          storage=c.storage, study_name=c.study_name("grid"), data_dir=c.data_dir,
-                          workers=c.workers, seeds=c.grid_seeds, val_fraction=c.val_fraction,
-                          resolution_multiple=c.resolution_multiple, timeout=c.timeout,
-                          download=c.download, heartbeat=c.heartbeat)
+                          closest=c.grid_closest or None, recipe=c.recipe, study_name=c.study_name("grid"),
+                          seeds=c.grid_seeds, resolution_multiple=c.resolution_multiple, **shared_settings(c))
 
     def base_spec(self) -> ArchSpec:
         """The searched base (search/best.yaml), named `searched`."""

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NAS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CIFAR_ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.gz"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# under pytest-xdist the cores are shared between its worker processes
+_JOBS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _JOBS)))
 
 
 def random_spec(rng: random.Random, num_stages: int | None = None) -> ArchSpec:

@@ -43,6 +43,22 @@ def test_two_stage_search_trains_exactly_trials_candidates_the_best_scored_first
     assert len(_study(out).trials) == 3  # resumed: nothing scored or trained again
 
 
+def test_a_two_stage_search_stopped_by_its_timeout_counts_only_started_trials(tmp_path, fake_trainer):
+    """The prefilter's picks wait in the queue; those the timeout leaves are not trials of the
+    cost card (they were counted, 483 of 500, in a real 0.8 M search) and params stay integers."""
+    out = tmp_path / "stopped"
+    assert main(BASE + ["--trials", "5", "--prefilter", "params", "--prefilter-trials", "6", "--timeout", "0.001",
+                        "--out", str(out)]) == 0
+    states = [t.state for t in _study(out).trials]
+    started = sum(s != optuna.trial.TrialState.WAITING for s in states)
+    cost = json.loads((out / "cost.json").read_text())
+    assert 1 <= started < len(states) and cost["trials"] == started and cost["queued"] == len(states) - started
+    summary = (out / "summary.md").read_text()
+    assert f"{cost['queued']} queued, not started" in summary
+    best_row = next(line for line in summary.splitlines() if line.startswith("| best"))
+    assert ".0 |" not in best_row.split("|")[4]  # the params cell
+
+
 def test_search_with_an_evaluator_trains_nothing(tmp_path):
     out = tmp_path / "zero-cost"
     assert main(BASE + ["--trials", "4", "--evaluator", "macs", "--objective", "pareto", "--out", str(out)]) == 0

@@ -28,7 +28,7 @@ from ..search.space import SearchSpace, load_space
 from ..study import (ProgressLine, Status, StudyPlan, load_for_worker, locked, open_study, quiet_interrupt,
                      run_workers, set_attrs)
 from ..study.queue import drain_queue, enqueue_missing
-from ..study.storage import DEFAULT_HEARTBEAT
+from ..settings import DataSettings, StudySettings
 from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
 from .sample import BenchCandidate, BenchError, plan_candidates, planned_runs
@@ -38,7 +38,7 @@ LATENCY_BATCHES = (1, 256)
 
 
 @dataclass(frozen=True)
-class BenchConfig:
+class BenchConfig(StudySettings, DataSettings):
     """Every setting of one benchmark; the fields are also the `nas bench build` options.
 
     Only the keys in RESUMABLE may differ when a benchmark is re-run into the same --out.
@@ -54,17 +54,8 @@ class BenchConfig:
     strata: int = 4
     macs_low: Optional[int] = None         # the band (None: the space's whole MACs range)
     macs_high: Optional[int] = None
-    seed: int = 0
-    storage: Optional[str] = None
     study_name: Optional[str] = None
-    workers: int = 1
-    device: str = "auto"
-    data_dir: Optional[str] = None
     data_resolution: Optional[int] = None
-    val_fraction: float = 0.1
-    download: bool = False
-    heartbeat: int = DEFAULT_HEARTBEAT
-    timeout: Optional[float] = None
 
     # `out` may change: a benchmark folder moved (say, built in runs/ and kept under results/)
     # resumes where it now is; its study is named after the folder's name, which stays

@@ -37,7 +37,8 @@ from ..recipe import resolve_recipe
 from ..study import (ProgressLine, Status, StudyPlan, buffered, count_statuses, finished_with,
                      load_for_worker, locked, open_study, quiet_interrupt, run_workers, set_attrs)
 from ..study.rundir import SearchError
-from ..study.storage import DEFAULT_HEARTBEAT, STUDY_KEY, default_study_name
+from ..settings import DataSettings, StudySettings
+from ..study.storage import STUDY_KEY, default_study_name
 from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
 from .baselines import DEFAULT_MODE, LEGACY_MODE, MODES, plan_baselines, trial_spec, with_pinned_mode
@@ -57,7 +58,7 @@ TRAINING_EVALUATORS = ("train:", "sotl:")  # evaluators that train: each trial i
 
 
 @dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(StudySettings, DataSettings):
     """Every setting of one search; the fields are also the `nas search` options.
 
     Only the keys in RESUMABLE may differ when a search is re-run into the same --out.
@@ -74,19 +75,10 @@ class SearchConfig:
     sampler: str = "tpe"
     pruner: str = "median"
     baselines: Optional[str] = DEFAULT_MODE  # none | as-is | matched; None: pinned before the option
-    seed: int = 0
     recipe: str = "proxy"
-    storage: Optional[str] = None
     study_name: Optional[str] = None
-    workers: int = 1
-    device: str = "auto"
-    data_dir: Optional[str] = None
     data_resolution: Optional[int] = None
-    val_fraction: float = 0.1
     latency_batch: int = 1
-    timeout: Optional[float] = None  # seconds after which no new trial starts
-    download: bool = False
-    heartbeat: int = DEFAULT_HEARTBEAT  # RDB storages: seconds between a worker's heartbeats
     evaluator: Optional[str] = None        # judge candidates with it instead of training (nas.evaluators)
     prefilter: Optional[str] = None        # two-stage: score prefilter_trials candidates, train the best
     prefilter_trials: Optional[int] = None

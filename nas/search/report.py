@@ -107,7 +107,8 @@ def cost_card(df: pd.DataFrame, study: optuna.Study) -> dict:
         "devices": devices,
         "wall_seconds": wall,
         "trial_seconds": float(df["seconds"].fillna(0).sum()),
-        "trials": int(len(df)),
+        "trials": int((df["state"] != "WAITING").sum()),
+        "queued": int((df["state"] == "WAITING").sum()),  # queued (a prefilter's picks) but never started
         "trained": int(statuses.get("trained", 0)),
         "pruned": int(statuses.get("pruned", 0)),
         "rejected": int(statuses.get("rejected", 0)),
@@ -128,7 +129,7 @@ def cost_line(cost: dict) -> str:
     return (f"search cost: {', '.join(cost['devices']) or '?'}, wall {cost['wall_seconds'] / 60:.1f} min, "
             f"{cost['trials']} trials ({cost['trained']} trained, {cost['pruned']} pruned, "
             f"{cost['rejected']} rejected, {cost['duplicates']} duplicates, {cost['failed']} failed"
-            f"{_interrupted(cost)}{_split(cost)}), "
+            f"{_interrupted(cost)}{_split(cost)}{_queued(cost)}), "
             f"{cost['training_images_seen']:,} training images, "
             f"{cost['training_macs'] / 1e12:.3g} T training MACs{_prefilter(cost)}")
 
@@ -143,6 +144,11 @@ def _split(cost: dict) -> str:
     if "baseline_trials" not in cost:  # a cost.json written before baselines were counted apart
         return ""
     return f"; {cost['baseline_trials']} baseline and {cost['sampled_trials']} sampled trained"
+
+
+def _queued(cost: dict) -> str:
+    n = cost.get("queued", 0)
+    return f"; {n} queued, not started" if n else ""
 
 
 def _interrupted(cost: dict) -> str:
@@ -211,7 +217,7 @@ def _write_summary(out: Path, df: pd.DataFrame, found: Bests, objective: Objecti
         rows.append((_label(row), row))
     searched = [] if objective.cost.kind == "macs" else [f"{objective.cost.label} (searched)"]
     table = markdown_table(
-        [[label, int(r["number"]), f"{r['macs'] / 1e6:.2f}", f"{r['params']:,}", *_cost_cells(objective, r),
+        [[label, int(r["number"]), f"{r['macs'] / 1e6:.2f}", f"{int(r['params']):,}", *_cost_cells(objective, r),
           f"{r['val_acc'] * 100:.2f}" if pd.notna(r["val_acc"]) else "-",
           f"{objective.reward(r['val_acc'], r['cost']):.4f}" if pd.notna(r["val_acc"]) else "-",
           r["arch"]] for label, r in rows],
