@@ -80,6 +80,22 @@ def fake_trainer(monkeypatch):
     return fakes.fake_train
 
 
+def smoke_recipe_file(tmp_path_factory, name: str, **changes) -> Path:
+    """The `smoke` recipe with `changes`, written to a YAML file a test can pass as --recipe."""
+    from nas.recipe import resolve_recipe
+
+    path = tmp_path_factory.mktemp("recipe") / f"{name}.yaml"
+    path.write_text(resolve_recipe("smoke").replace(name=name, **changes).to_yaml())
+    return path
+
+
+def journal_storage(path: Path):
+    """The Optuna journal storage of a study file."""
+    import optuna
+
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
 def sigint_default() -> None:
     """For a child process a test will Ctrl-C: a shell that starts its jobs in the background
     (a CI runner may) leaves SIGINT ignored, which the child would inherit and Python then keeps."""

@@ -9,18 +9,14 @@ import pytest
 
 from nas.bench.sample import plan_candidates, planned_runs, strata_edges, stratum_of
 from nas.cli import main
-from nas.recipe import resolve_recipe
 from nas.search.space import load_space
 
-from conftest import ROOT, kill_mid_study
+from conftest import ROOT, journal_storage, kill_mid_study, smoke_recipe_file
 
 
 @pytest.fixture(scope="module")
 def quick_recipe(tmp_path_factory):
-    recipe = resolve_recipe("smoke").replace(name="bench-test", epochs=1, train_fraction=0.25, precise_bn=0)
-    path = tmp_path_factory.mktemp("recipe") / "bench-test.yaml"
-    path.write_text(recipe.to_yaml())
-    return path
+    return smoke_recipe_file(tmp_path_factory, "bench-test", epochs=1, train_fraction=0.25, precise_bn=0)
 
 
 def test_plan_is_stratified_distinct_and_holds_the_references():
@@ -48,8 +44,7 @@ def test_bench_builds_and_resumes_after_sigkill(tmp_path, quick_recipe):
     out = tmp_path / "bench"
     proc = subprocess.Popen([sys.executable, "-m", "nas", *_args(out, quick_recipe)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    storage = lambda: optuna.storages.JournalStorage(  # noqa: E731
-        optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    storage = lambda: journal_storage(out / "study.journal")  # noqa: E731
     done = kill_mid_study(proc, out / "study.journal", "bench-bench", finished=2)
     assert len(done) >= 2, "the benchmark did not get going"
     finished = {t.user_attrs["bench_run"]: t.user_attrs["val_acc"] for t in done}

@@ -10,8 +10,9 @@ from nas.counting import analytic_count
 from nas.data import Split, load_dataset
 from nas.evaluators import EvaluatorError, evaluator_names, resolve_evaluator
 from nas.evaluators import training, zero_cost
-from nas.recipe import resolve_recipe
 from nas.spec import ArchSpec
+
+from conftest import smoke_recipe_file
 
 ALL = ["synflow", "naswot", "grad_norm", "snip", "zico", "params", "macs"]
 
@@ -34,10 +35,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def recipe_file(tmp_path_factory):
-    recipe = resolve_recipe("smoke").replace(name="tiny-test", epochs=2, batch_size=64, train_fraction=0.2)
-    path = tmp_path_factory.mktemp("recipe") / "tiny-test.yaml"
-    path.write_text(recipe.to_yaml())
-    return path
+    return smoke_recipe_file(tmp_path_factory, "tiny-test", epochs=2, batch_size=64, train_fraction=0.2)
 
 
 def test_every_evaluator_scores_three_specs_deterministically(digits, recipe_file):

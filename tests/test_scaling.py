@@ -16,7 +16,7 @@ from scaling import CoefficientError, Coefficients, admissible_grid, emit_compou
 from scaling.emit import dropout_for, scaled_table
 from scaling.single import _candidates, parse_targets, scale_single
 from test_models import OFFICIAL
-from conftest import ROOT, kill_mid_study
+from conftest import ROOT, journal_storage, kill_mid_study
 
 PAPER = Coefficients(1.2, 1.1, 1.15)
 
@@ -141,8 +141,7 @@ def test_small_grid_end_to_end_resumes_after_a_kill(tmp_path):
     out = tmp_path / "grid"
     proc = subprocess.Popen([sys.executable, "-m", "nas", *_grid_args(out, base_path)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    storage = lambda: optuna.storages.JournalStorage(  # noqa: E731
-        optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    storage = lambda: journal_storage(out / "study.journal")  # noqa: E731
     done = kill_mid_study(proc, out / "study.journal", "grid-grid", finished=1)
     assert done, "the grid did not get going"
     assert main(_grid_args(out, base_path)) == 0
