@@ -116,8 +116,7 @@ def kill_mid_study(proc, journal: Path, study_name: str, finished: int = 1, time
     while time.time() < deadline:
         time.sleep(0.2)
         try:
-            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-            trials = optuna.load_study(study_name=study_name, storage=storage).trials
+            trials = optuna.load_study(study_name=study_name, storage=journal_storage(journal)).trials
         except Exception:  # not written yet, or caught mid-write
             continue
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]

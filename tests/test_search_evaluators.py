@@ -7,8 +7,9 @@ import pytest
 
 from nas.cli import main
 from nas.counting import analytic_count
-from nas.recipe import resolve_recipe
 from nas.search.space import load_space
+
+from conftest import journal_storage, smoke_recipe_file
 
 BASE = ["search", "--space", "tiny", "--dataset", "digits", "--target-macs", "2M", "--pruner", "none",
         "--device", "cpu"]
@@ -16,14 +17,12 @@ BASE = ["search", "--space", "tiny", "--dataset", "digits", "--target-macs", "2M
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    path = tmp_path_factory.mktemp("recipe") / "quick.yaml"
-    path.write_text(resolve_recipe("smoke").replace(name="quick", epochs=1, train_fraction=0.25, precise_bn=0).to_yaml())
-    return ["--recipe", str(path)]
+    return ["--recipe", str(smoke_recipe_file(tmp_path_factory, "quick", epochs=1, train_fraction=0.25,
+                                              precise_bn=0))]
 
 
 def _study(out):
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-    return optuna.load_study(study_name=out.name, storage=storage)
+    return optuna.load_study(study_name=out.name, storage=journal_storage(out / "study.journal"))
 
 
 def test_two_stage_search_trains_exactly_trials_candidates_the_best_scored_first(tmp_path, quick):

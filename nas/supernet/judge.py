@@ -94,17 +94,16 @@ def load_supernet(folder: str | Path, device: str = "cpu") -> LoadedSupernet:
     return LoadedSupernet(folder, space, plan, model, meta)
 
 
-def judge_inputs(dataset: Dataset, device: torch.device, resolution: int) -> tuple[torch.Tensor, Split, Normalize]:
-    """(BN-recalibration images, the validation split, the input transform) every judgement reads;
+def judge_inputs(dataset: Dataset, device: torch.device, resolution: int,
+                 split: str = "val") -> tuple[torch.Tensor, Split, Normalize]:
+    """(BN-recalibration images, the split judged, the input transform) every judgement reads;
     `Dataset.staged` memoises the copies, so repeated calls cost nothing."""
     bn = dataset.staged("train", device, resolution).images[:BN_IMAGES]
-    return bn, dataset.staged("val", device, resolution), Normalize(*dataset.mean_std(), False).to(device)
+    return bn, dataset.staged(split, device, resolution), Normalize(*dataset.mean_std(), False).to(device)
 
 
 def _inputs(loaded: LoadedSupernet, dataset: Dataset, split: str):
-    device = next(loaded.model.parameters()).device
-    bn, _val, normalize = judge_inputs(dataset, device, loaded.space.base.resolution)
-    return bn, dataset.staged(split, device, loaded.space.base.resolution), normalize
+    return judge_inputs(dataset, next(loaded.model.parameters()).device, loaded.space.base.resolution, split)
 
 
 def judge_dataset(loaded: LoadedSupernet, spec: ArchSpec, dataset: Dataset, split: str = "val") -> tuple[float, float]:
