@@ -5,7 +5,7 @@
 #   BUDGETS=0.8M AMORTISE=3 bash benchmarks/supernet_cifar16.sh   # one of three budgets now, the rest later
 #   DRY_RUN=1 bash benchmarks/supernet_cifar16.sh           # print the commands only
 #
-# Steps (each resumes or is skipped when its output exists, so the script may be re-run):
+# Steps (each resumes, or is skipped when its output exists, so the script may be re-run):
 # (1) `nas supernet train` (recipe cifar16-supernet; goal <= 40 min on 2 cores);
 # (2) `nas supernet predictor`: SAMPLES random subnets judged with inherited weights, a ridge fit;
 # (3) `nas fidelity --bench` of supernet:, predictor:, the zero-cost proxies, params and macs against the ground truth
@@ -48,9 +48,12 @@ mkdir -p "$OUT"
 resume=(); [[ -f "$OUT/supernet.pt" ]] && resume=(--resume)
 run train "${NAS[@]}" supernet train --space cifar16 "${DATA[@]}" --recipe "$RECIPE" --device "$DEVICE" \
     --out "$OUT" "${resume[@]}"
-run predictor "${NAS[@]}" supernet predictor "$OUT" --samples "$SAMPLES" --device "$DEVICE" --data-dir "$DATA_DIR"
-run fidelity "${NAS[@]}" fidelity --bench "$BENCH" --evaluators "supernet:$OUT,predictor:$OUT,$OTHERS" \
-    --seeds 0 --device "$DEVICE" --out "$OUT/fidelity"
+# the predictor and the fidelity table are made once (a later budget reuses them; delete to redo)
+[[ -f "$OUT/predictor.json" ]] ||
+  run predictor "${NAS[@]}" supernet predictor "$OUT" --samples "$SAMPLES" --device "$DEVICE" --data-dir "$DATA_DIR"
+[[ -f "$OUT/fidelity/fidelity.csv" ]] ||
+  run fidelity "${NAS[@]}" fidelity --bench "$BENCH" --evaluators "supernet:$OUT,predictor:$OUT,$OTHERS" \
+      --seeds 0 --device "$DEVICE" --out "$OUT/fidelity"
 budgets=($BUDGETS)
 AMORTISE="${AMORTISE:-${#budgets[@]}}"  # budgets the one supernet is shared over (3 when they run in slices)
 for b in "${budgets[@]}"; do

@@ -65,7 +65,7 @@ def test_same_seed_same_sequence_of_specs(tmp_path, sampler, fake_trainer):
 def test_hard_mode_trains_nothing_above_the_target(tmp_path, fake_trainer):
     out = tmp_path / "hard"
     assert _run(out, "--objective", "hard", "--target-macs", "1M", "--trials", "4",
-                "--sampler", "random", "--seed", "3") == 0
+                "--sampler", "random", "--seed", "3", "--budget-draws", "0") == 0
     df = pd.read_csv(out / "trials.csv")
     trained = df[df["status"].isin(["trained", "pruned", "diverged"])]
     rejected = df[df["status"] == "rejected"]
@@ -75,6 +75,23 @@ def test_hard_mode_trains_nothing_above_the_target(tmp_path, fake_trainer):
     assert rejected["epochs"].isna().all() and rejected["images_seen"].isna().all()
     assert (rejected["seconds"] < 0.5).all()
     assert yaml.safe_load((out / "best.yaml").read_text())  # a best within budget exists
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2"])  # random: tests/test_budget_sampler.py
+def test_hard_budget_redraws_samples_over_it_before_they_become_trials(tmp_path, fake_trainer, sampler, capsys):
+    # tiny at 0.6 M MACs: most of the space lies above, so without redraws most samples are
+    # stored as rejected trials (the 0-draw run shows it); with them none is
+    runs = {}
+    for draws in ("0", "256"):
+        out = tmp_path / f"draws{draws}"
+        assert _run(out, "--objective", "hard", "--target-macs", "0.6M", "--trials", "12", "--sampler", sampler,
+                    "--seed", "5", "--pruner", "none", "--baselines", "none", "--budget-draws", draws) == 0
+        runs[draws] = pd.read_csv(out / "trials.csv")
+    assert (runs["0"]["status"] == "rejected").sum() >= 6
+    redrawn = runs["256"]
+    assert (redrawn["status"] != "rejected").all() and (redrawn["macs"] <= 600_000).all()
+    assert len(redrawn) < len(runs["0"])
+    assert "budget-aware sampling: " in capsys.readouterr().out
 
 
 def test_pareto_mode_returns_the_front(tmp_path, fake_trainer):

@@ -199,6 +199,9 @@ OPTIONS: dict[str, Opt] = {
                                           "this cheap evaluator (e.g. synflow), then train only the best --trials"),
     "prefilter_trials": _opt("--prefilter-trials", type=POSITIVE_INT,
                              help="candidates the --prefilter evaluator scores (default 10 x --trials)"),
+    "budget_draws": _opt("--budget-draws", type=NON_NEGATIVE_INT, default=256,
+                         help="hard budget: an over-budget sample is redrawn (near the sampler's proposal) up to "
+                              "this many times before it becomes a rejected trial; 0 = no redraws (default 256)"),
     "sampler": _opt("--sampler", choices=("tpe", "nsga2", "random"), default="tpe",
                     help="Optuna sampler (default tpe)"),
     "baselines": _opt("--baselines", choices=("none", "as-is", "matched"), default="matched",

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `search` sub-command."""
     p = sub.add_parser("search", help="search a baseline network for a MACs, params or latency target")
     add(p, "space", *DATA, *COST_OPTIONS, "objective", "w", "w_above", "trials", "baselines", "evaluator",
-        "prefilter", "prefilter_trials", "sampler", "pruner",
+        "prefilter", "prefilter_trials", "sampler", "budget_draws", "pruner",
         "seed", "recipe", "storage", "study_name", "heartbeat", "workers", "device", "timeout", "out")
     p.set_defaults(func=cmd_search)
 

@@ -41,6 +41,7 @@ from ..settings import DataSettings, StudySettings
 from ..study.storage import STUDY_KEY, default_study_name
 from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
+from .budget_sampler import BudgetAwareSampler
 from .baselines import DEFAULT_MODE, LEGACY_MODE, MODES, plan_baselines, trial_spec, with_pinned_mode
 from .objectives import Objective
 from .prefilter import enqueue_best, prefilter
@@ -51,8 +52,9 @@ PRUNERS = ("median", "halving", "none")
 TRAINED = Status.spent_training()  # statuses that spent training compute
 NON_TRAINING_CAP = 20  # stop after this many rejected/duplicate samples per wanted trial
 LATENCY_CACHE = "latency_cache.json"
-COST_DEFAULTS = {"cost": "macs", "target": None, "latency_device": "cpu", "latency_source": "measured",
-                 "latency_table": None, "latency_stat": "median"}  # added after search.yaml files existed
+LATER_DEFAULTS = {"cost": "macs", "target": None, "latency_device": "cpu", "latency_source": "measured",
+                  "latency_table": None, "latency_stat": "median",
+                  "budget_draws": 256}  # added after search.yaml files existed: left out at these values
 
 TRAINING_EVALUATORS = ("train:", "sotl:")  # evaluators that train: each trial is stored as it goes
 
@@ -88,9 +90,10 @@ class SearchConfig(StudySettings, DataSettings):
     latency_source: str = "measured"  # measured | predicted (from latency_table)
     latency_table: Optional[str] = None
     latency_stat: str = "median"  # median | min of the timed repeats
+    budget_draws: int = 256  # hard budget: redraws of an over-budget sample before it is a trial (0: none)
 
     # settings that may change between runs of the same search (the rest may not)
-    RESUMABLE = ("trials", "workers", "device", "data_dir", "timeout", "download", "heartbeat")
+    RESUMABLE = ("trials", "workers", "device", "data_dir", "timeout", "download", "heartbeat", "budget_draws")
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -99,6 +102,8 @@ class SearchConfig(StudySettings, DataSettings):
             raise SearchError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
         if self.trials < 1 or self.workers < 1:
             raise SearchError("--trials and --workers must be at least 1")
+        if self.budget_draws < 0:
+            raise SearchError(f"--budget-draws must be 0 or more, not {self.budget_draws}")
         if self.prefilter_trials is not None and (not self.prefilter or self.prefilter_trials < self.trials):
             raise SearchError("--prefilter-trials needs --prefilter NAME and must be at least --trials")
         if self.evaluator and not gives_accuracy(self.evaluator) and self.objective != "pareto":
@@ -132,7 +137,7 @@ class SearchConfig(StudySettings, DataSettings):
         d = dataclasses.asdict(self)
         if self.baselines is None:
             del d["baselines"]
-        return {k: v for k, v in d.items() if k not in COST_DEFAULTS or v != COST_DEFAULTS[k]}
+        return {k: v for k, v in d.items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]}
 
     @property
     def name(self) -> str:
@@ -308,6 +313,17 @@ def _stop_when_done(config: SearchConfig) -> Callable[[optuna.Study, Any], None]
     return callback
 
 
+def wants_budget_sampler(config: SearchConfig, objective: Objective) -> bool:
+    """A hard budget on a cost counted in microseconds (MACs, params, a latency table) redraws
+    over-budget samples before they become trials; a measured latency would time every draw."""
+    cheap = config.cost != "latency" or config.latency_source == "predicted"
+    return objective.mode == "hard" and config.budget_draws > 0 and cheap
+
+
+def _params_cost(space: SearchSpace, cost: Cost, num_classes: int) -> Callable[[dict], float]:
+    return lambda params: cost.of(space.to_spec(params, num_classes))
+
+
 def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = print) -> None:
     """Run trials until the study holds `config.trials` trained candidates."""
     space = load_space(config.space)
@@ -316,13 +332,16 @@ def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = p
     existing = len(load_for_worker(plan, optuna.samplers.RandomSampler()).trials)
     # a fresh seed stream per worker and per resumed session: no repeated random draws
     seed = config.seed + 7919 * worker + 104729 * existing
-    study = load_for_worker(plan, make_sampler(config.sampler, seed, objective.mode == "pareto"),
-                            make_pruner(config.pruner, objective.mode == "pareto",
-                                        resolve_recipe(config.recipe).epochs))
+    runner = TrialRunner(config, space, worker, log)
+    sampler = make_sampler(config.sampler, seed, objective.mode == "pareto")
+    if wants_budget_sampler(config, objective):
+        sampler = BudgetAwareSampler(sampler, space, _params_cost(space, objective.cost, runner.dataset.num_classes),
+                                     objective.target, config.budget_draws, seed)
+    study = load_for_worker(plan, sampler, make_pruner(config.pruner, objective.mode == "pareto",
+                                                       resolve_recipe(config.recipe).epochs))
     trained, _ = trained_count(study)
     if trained >= config.trials:
         return
-    runner = TrialRunner(config, space, worker, log)
     # Optuna logs a failed or interrupted trial with its traceback at WARNING; our own trial
     # lines already say it in one line, and Ctrl-C must not print a traceback
     verbosity = optuna.logging.get_verbosity()
@@ -335,6 +354,8 @@ def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = p
                             timeout=config.timeout)
     finally:
         optuna.logging.set_verbosity(verbosity)
+    if isinstance(sampler, BudgetAwareSampler) and sampler.draws:
+        log(sampler.summary())
 
 
 def _worker_process(config_dict: dict, worker: int) -> None:
