@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pandas as pd
 
@@ -62,7 +62,7 @@ def fit_of(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Rec
 
 
 def run_one(name: str, spec: ArchSpec, dataset: Dataset, recipe: Recipe, folder: Path, runtime: Runtime,
-            log: Callable[[str], None]) -> dict:
+            log: Callable[[str], None], trainer: Optional[Callable[..., Any]] = None) -> dict:
     """Train, resume or reuse one (model, seed) run; `compare` checked its folder's fingerprint."""
     result_file = folder / RESULT
     if result_file.exists():
@@ -70,14 +70,14 @@ def run_one(name: str, spec: ArchSpec, dataset: Dataset, recipe: Recipe, folder:
         log(f"{name} seed {recipe.seed}: done earlier (val {result['val_acc']}), not retrained")
         return result
     log(f"{name} seed {recipe.seed}: training")
-    result = train(spec, dataset, recipe, runtime=runtime, out_dir=folder,
+    result = (trainer or train)(spec, dataset, recipe, runtime=runtime, out_dir=folder,
                    resume=(folder / CHECKPOINT).exists(), evaluate_test=True, log=log)
     return result.to_dict()
 
 
 def compare(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Recipe, out: Path,
             seeds: Sequence[int] = (0,), runtime: Runtime = Runtime(quiet=True),
-            log: Callable[[str], None] = print) -> pd.DataFrame:
+            log: Callable[[str], None] = print, trainer: Optional[Callable[..., Any]] = None) -> pd.DataFrame:
     """Train every model with every seed under one recipe; one row per (model, seed).
 
     Every run folder is checked before anything trains: one holding another configuration
@@ -91,13 +91,14 @@ def compare(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Re
         seeds: the training seeds, the same for every model (paired comparisons).
         runtime: device and speed settings.
         log: where progress lines go (epoch lines included).
+        trainer: `nas.train.train` or a stand-in with its signature (tests: a deterministic fake).
     """
     conflict = fit_of(models, dataset, recipe, seeds)(out).conflict
     if conflict:
         raise refusal(conflict, out, force_hint=False)
     rows = []
     for name, spec, seeded, folder in planned_runs(models, dataset, recipe, out, seeds):
-        r = run_one(name, spec, dataset, seeded, folder, runtime, log)
+        r = run_one(name, spec, dataset, seeded, folder, runtime, log, trainer)
         rows.append({"model": name, "seed": seeded.seed, "macs": r["macs"], "params": r["params"],
                      "resolution": r["resolution"], "val_acc": r["val_acc"], "test_acc": r["test_acc"],
                      "test_images": r.get("test_images") or len(dataset.test),

@@ -40,3 +40,35 @@ def shared_settings(config: Any) -> dict[str, Any]:
     """The StudySettings and DataSettings fields of `config`, to pass on to a sub-config."""
     names = [f.name for cls in (StudySettings, DataSettings) for f in dataclasses.fields(cls)]
     return {name: getattr(config, name) for name in names}
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """Which data set a command trains on, resolved once from its options: the name, folder,
+    validation share and an optional decode size (`--data-resolution`, at least every net's input)."""
+
+    dataset: str
+    data_dir: Optional[str] = None
+    data_resolution: Optional[int] = None
+    val_fraction: float = 0.1
+    download: bool = False
+
+    @classmethod
+    def from_args(cls, args: Any) -> "DataRequest":
+        """From a command's --dataset, --data-dir, --data-resolution, --val-fraction, --download."""
+        return cls(args.dataset, args.data_dir, args.data_resolution, args.val_fraction, args.download)
+
+    def load(self, resolution: Optional[int] = None) -> Any:
+        """The Dataset, decoded at --data-resolution or else `resolution`."""
+        from .data import load_dataset  # the data package loads torch
+        return load_dataset(self.dataset, data_dir=self.data_dir, resolution=self.data_resolution or resolution,
+                            val_fraction=self.val_fraction, download=self.download)
+
+    def for_nets(self, nets: Any, loaded: Any = None) -> Any:
+        """The Dataset decoded for `nets` (nas.preflight.decode_resolution): the largest input
+        among them, or a larger --data-resolution; `loaded` is reused when it has that size."""
+        from .preflight import decode_resolution
+        size = decode_resolution(nets, self.data_resolution)
+        if loaded is not None and loaded.resolution == size:
+            return loaded
+        return self.load(size)

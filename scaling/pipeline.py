@@ -27,8 +27,9 @@ from nas.fidelity import MIN_CANDIDATES, FidelityPlan, check_fidelity, fidelity_
 from nas.preflight import check_before_training, decode_resolution, native_notes
 from nas.presets import resolve_spec
 from nas.recipe import Recipe, resolve_recipe
-from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, run_search, trained_count
-from nas.search.report import SAMPLED_FILE, cost_line, write_outputs
+from nas.experiments.search import SearchExperiment
+from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, trained_count
+from nas.search.report import SAMPLED_FILE
 from nas.search.space import load_space
 from nas.settings import DataSettings, StudySettings, shared_settings
 from nas.spec import ArchSpec
@@ -239,15 +240,16 @@ class Pipeline:
 
     # ---- steps ---------------------------------------------------------------------
     def _search(self) -> Optional[str]:
-        config = self._search_config()
-        study = run_search(config, self.log)
-        summary = write_outputs(study, config, load_space(config.space))
+        search = SearchExperiment(self._search_config())
+        search.check(self.log)
+        study = search.run(None, self.log)
+        search.report(study, self.log)
+        config = search.config
         trained, other = trained_count(study)
         if trained < config.trials and other < NON_TRAINING_CAP * config.trials:
             return f"stopped at --timeout with {trained}/{config.trials} candidates trained"
-        if summary["best"] is None:
+        if search.summary["best"] is None:
             raise SearchError("the search trained no candidate to the end; raise --trials")
-        self.log(cost_line(summary["cost"]))
         return None
 
     def _grid(self) -> Optional[str]:

@@ -57,12 +57,23 @@ def test_a_proposal_within_the_budget_is_kept_as_the_inner_sampler_made_it():
         assert all(inner.proposed[trial.number][k] == v for k, v in trial.params.items())
 
 
-def test_no_fit_keeps_the_cheapest_draw_and_counts_it():
+def test_a_budget_near_the_smallest_net_is_met_by_shrinking():
+    smallest, _ = SPACE.macs_range(10)
+    budget = smallest * 1.05  # random redraws almost never land here
+    sampler = BudgetAwareSampler(optuna.samplers.RandomSampler(seed=1), SPACE, _macs, budget, attempts=8, seed=0)
+    study = _study(sampler, 5)
+    assert all(_trial_macs(t) <= budget for t in study.trials)
+    assert sampler.shrunk >= 1 and sampler.unfit == 0
+    assert "shrunk after 8 redraws, 0 still over budget" in sampler.summary()
+
+
+def test_a_budget_below_every_net_keeps_the_cheapest_and_counts_it():
+    smallest, _ = SPACE.macs_range(10)
     sampler = BudgetAwareSampler(optuna.samplers.RandomSampler(seed=1), SPACE, _macs, 1.0, attempts=8, seed=0)
     study = _study(sampler, 3)
-    assert sampler.unfit == 3 and all(d == 9 for d in sampler.draws)
-    assert "3 over budget after 8 redraws" in sampler.summary()
-    assert len(study.trials) == 3
+    assert sampler.unfit == 3 and sampler.shrunk == 0 and all(d == 9 for d in sampler.draws)
+    assert [_trial_macs(t) for t in study.trials] == [smallest] * 3  # shrunk all the way
+    assert "3 still over budget" in sampler.summary()
 
 
 def test_distributions_name_every_choice_suggest_asks_for():

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..errors import NasError
 from .dataset import Dataset
+
+if TYPE_CHECKING:
+    from ..spec import ArchSpec
 
 NATIVE_RATIO = 4  # warn when the spec's input is this many times the data's own image size
 
@@ -62,3 +65,14 @@ def _image_count(name: str) -> int:
 
     folder = Path(name.split(":", 1)[-1])
     return sum(1 for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else 0
+
+
+def fit_to_data(spec: "ArchSpec", dataset: Dataset, log: Callable[[str], None] = print) -> "ArchSpec":
+    """The spec with its classifier and input channels set for `dataset`, saying so when it
+    changes them (e.g. an ImageNet preset trained on CIFAR-10)."""
+    if spec.num_classes == dataset.num_classes and spec.in_channels == dataset.channels:
+        return spec
+    log(f"note: {spec.name}: classifier set to {dataset.num_classes} classes and input to "
+        f"{dataset.channels} channels for {dataset.name} (the spec had {spec.num_classes} and "
+        f"{spec.in_channels})")
+    return spec.replace(num_classes=dataset.num_classes, in_channels=dataset.channels)

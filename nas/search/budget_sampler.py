@@ -39,8 +39,8 @@ def space_distributions(space: SearchSpace) -> dict[str, CategoricalDistribution
 
 
 class BudgetAwareSampler(optuna.samplers.BaseSampler):
-    """Wraps `inner`; every sampled candidate has `cost(params) <= budget` when one is found
-    within `attempts` draws (else the cheapest draw is kept, and the search rejects it).
+    """Wraps `inner`; every sampled candidate has `cost(params) <= budget` unless even the shrunk
+    cheapest draw is over it (then the search rejects it, as without the wrapper).
 
     Args:
         inner: the sampler that proposes (TPE, NSGA-II, random).
@@ -58,7 +58,8 @@ class BudgetAwareSampler(optuna.samplers.BaseSampler):
         self.distributions = space_distributions(space)
         self._rng = np.random.default_rng(seed)
         self.draws: list[int] = []  # draws each sampled trial took (1: the proposal fitted)
-        self.unfit = 0  # samples with no draw within budget (the search rejects them)
+        self.shrunk = 0  # samples that fitted only once shrunk
+        self.unfit = 0  # samples still over budget (the search rejects them)
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
@@ -100,7 +101,7 @@ class BudgetAwareSampler(optuna.samplers.BaseSampler):
 
     def repair(self, proposal: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """(params within budget, draws taken): the proposal if it fits, else the first repair
-        draw that does, else the cheapest draw seen."""
+        draw that does, else the cheapest draw seen, shrunk (`shrink`)."""
         best, best_cost = proposal, self.cost(proposal)
         if best_cost <= self.budget:
             return proposal, 1
@@ -117,13 +118,32 @@ class BudgetAwareSampler(optuna.samplers.BaseSampler):
                 return draw, attempt + 1
             if cost < best_cost:
                 best, best_cost = draw, cost
-        return best, self.attempts + 1
+        shrunk = self.shrink(best, best_cost)
+        self.shrunk += self.cost(shrunk) <= self.budget
+        return shrunk, self.attempts + 1
+
+    def shrink(self, params: dict[str, Any], cost: float) -> dict[str, Any]:
+        """The cheapest draw made to fit when random redraws did not (a budget near the space's
+        smallest net): choices in random order, each set to its cheapest value, until it fits;
+        if even that does not, the cheapest net found (the search rejects it)."""
+        params = dict(params)
+        for index in self._rng.permutation(len(self.distributions)):
+            name = list(self.distributions)[int(index)]
+            options = [{**params, name: value} for value in self.distributions[name].choices]
+            costs = [self.cost(option) for option in options]
+            cheapest = int(np.argmin(costs))
+            if costs[cheapest] < cost:
+                params, cost = options[cheapest], costs[cheapest]
+            if cost <= self.budget:
+                break
+        return params
 
     def summary(self) -> str:
         """One line: how many samples fitted the budget as proposed, after redraws, or not at all."""
         n = len(self.draws)
         first = sum(d == 1 for d in self.draws)
         failed = self.unfit
+        shrunk = self.shrunk
         return (f"budget-aware sampling: {n} samples, {first} within budget as proposed, "
-                f"{n - first - failed} after redraws (mean {sum(self.draws) / n:.1f} draws), "
-                f"{failed} over budget after {self.attempts} redraws")
+                f"{n - first - shrunk - failed} after redraws (mean {sum(self.draws) / n:.1f} draws), "
+                f"{shrunk} shrunk after {self.attempts} redraws, {failed} still over budget")

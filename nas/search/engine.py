@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -185,8 +186,9 @@ class TrialRunner:
     """
 
     def __init__(self, config: SearchConfig, space: SearchSpace, worker: int,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], trainer: Optional[Callable[..., Any]] = None) -> None:
         self.config, self.space, self.worker, self.log = config, space, worker, log
+        self.trainer = trainer or train  # looked up now: a test's fake replaces the module's `train`
         self.objective = config.objective_fn()
         self.cost = self.objective.cost
         self.dataset = load_dataset(config.dataset, data_dir=config.data_dir,
@@ -259,7 +261,7 @@ class TrialRunner:
     def _train(self, trial: optuna.Trial, spec, macs: int, cost: float, start: float) -> Any:
         trial.set_user_attr("latency_ms", self.meter.measure(spec))
         try:
-            result = train(spec, self.dataset, self.recipe, runtime=self.runtime,
+            result = self.trainer(spec, self.dataset, self.recipe, runtime=self.runtime,
                            callback=self._pruning_callback(trial, macs, cost, start))
         except TrainError as exc:
             set_attrs(trial, status=Status.FAILED, error=str(exc))
@@ -324,15 +326,16 @@ def _params_cost(space: SearchSpace, cost: Cost, num_classes: int) -> Callable[[
     return lambda params: cost.of(space.to_spec(params, num_classes))
 
 
-def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = print) -> None:
-    """Run trials until the study holds `config.trials` trained candidates."""
+def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = print,
+               trainer: Optional[Callable[..., Any]] = None) -> None:
+    """Run trials until the study holds `config.trials` trained candidates, training with `trainer`."""
     space = load_space(config.space)
     objective = config.objective_fn()
     plan = config.plan()
     existing = len(load_for_worker(plan, optuna.samplers.RandomSampler()).trials)
     # a fresh seed stream per worker and per resumed session: no repeated random draws
     seed = config.seed + 7919 * worker + 104729 * existing
-    runner = TrialRunner(config, space, worker, log)
+    runner = TrialRunner(config, space, worker, log, trainer)
     sampler = make_sampler(config.sampler, seed, objective.mode == "pareto")
     if wants_budget_sampler(config, objective):
         sampler = BudgetAwareSampler(sampler, space, _params_cost(space, objective.cost, runner.dataset.num_classes),
@@ -358,9 +361,9 @@ def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = p
         log(sampler.summary())
 
 
-def _worker_process(config_dict: dict, worker: int) -> None:
+def _worker_process(config_dict: dict, worker: int, trainer: Optional[Callable[..., Any]] = None) -> None:
     with quiet_interrupt():
-        run_worker(SearchConfig(**config_dict), worker)
+        run_worker(SearchConfig(**config_dict), worker, trainer=trainer)
 
 
 def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.Study:
@@ -434,17 +437,26 @@ def check_search(config: SearchConfig, space: SearchSpace) -> None:
     check_memory_of([b.spec for b in queued], resolve_recipe(config.recipe).batch_size, config.device)
 
 
-def run_search(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.Study:
-    """Prepare, run the workers, return the study (outputs are written by the caller).
+def run_search(config: SearchConfig, log: Callable[[str], None] = print,
+               trainer: Optional[Callable[..., Any]] = None) -> optuna.Study:
+    """Check, prepare, run the workers, return the study (outputs are written by the caller).
 
     Args:
         config: the search's settings.
         log: where progress lines go.
+        trainer: `nas.train.train` or a stand-in with its signature; spawned workers get it
+            pickled, so it must be importable (a module-level function or class instance).
     """
     config = with_pinned_mode(config, log)  # reads the folder only: the check sees what will run
     check_search(config, load_space(config.space))  # before the lock: a refusal creates no folder
+    return search_locked(config, log, trainer)
+
+
+def search_locked(config: SearchConfig, log: Callable[[str], None] = print,
+                  trainer: Optional[Callable[..., Any]] = None) -> optuna.Study:
+    """The search after its checks: the folder's lock, the study, the workers."""
     with locked(config.plan()):
         study = prepare(config, log)
-        run_workers(_worker_process, config.to_dict(), config.workers,
-                    lambda: run_worker(config, 0, log))
+        worker = _worker_process if trainer is None else functools.partial(_worker_process, trainer=trainer)
+        run_workers(worker, config.to_dict(), config.workers, lambda: run_worker(config, 0, log, trainer))
     return study

@@ -1,0 +1,97 @@
+"""The experiment lifecycle (nas.experiments): check -> run(trainer) -> report, with the trainer
+passed in: here a deterministic fake, called directly (no monkeypatching of the trainer)."""
+import pandas as pd
+import pytest
+
+from nas.errors import NasError
+from nas.experiments import execute
+from nas.experiments.compare import CompareExperiment
+from nas.presets import resolve_spec
+from nas.recipe import resolve_recipe
+from nas.settings import DataRequest
+from nas.search.space import load_space
+
+import fakes
+
+TINY = load_space("tiny")
+DIGITS = DataRequest("digits")
+
+
+class CountingTrainer:
+    """The fake trainer, counting its calls: (net name, seed) per training."""
+
+    def __init__(self):
+        self.calls, self.archs = [], []
+
+    def __call__(self, spec, dataset, recipe, **kwargs):
+        self.calls.append((spec.name, recipe.seed))
+        self.archs.append(spec.arch_string())
+        return fakes.fake_train(spec, dataset, recipe, **kwargs)
+
+
+def _nets():
+    return [TINY.to_spec(params, 10, name) for name, params in TINY.baseline_params()]
+
+
+def _experiment(out, **changes):
+    settings = dict(specs=_nets(), data=DIGITS, recipe=resolve_recipe("smoke"), seeds=(0, 1), out=out,
+                    device="cpu")
+    return CompareExperiment(**{**settings, **changes})
+
+
+def test_compare_trains_each_net_and_seed_once_with_the_trainer_it_is_given(tmp_path):
+    trainer = CountingTrainer()
+    report = execute(_experiment(tmp_path / "cmp"), trainer, log=lambda _line: None)
+    assert report == tmp_path / "cmp" / "compare.md" and report.is_file()
+    names = [s.name for s in _nets()]
+    assert sorted(trainer.calls) == sorted((n, s) for n in names for s in (0, 1))
+    table = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert list(table["model"]) == names and table.loc[1, "verdict"]  # the second vs the first
+    # accuracies are the fake's: the trainer passed in is the one that ran
+    runs = pd.read_csv(tmp_path / "cmp" / "runs.csv")
+    seed0 = runs[(runs["model"] == names[0]) & (runs["seed"] == 0)]["val_acc"].item()
+    assert seed0 == pytest.approx(fakes.fake_accuracy(_nets()[0], 0), abs=0.01)
+    again = CountingTrainer()
+    execute(_experiment(tmp_path / "cmp"), again, log=lambda _line: None)
+    assert again.calls == []  # every run was finished: read back, not retrained
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"reference": "nope"}, "--reference 'nope' is not among"),
+    ({"specs": "twin"}, "share a name"),
+    ({"specs": "run-3"}, "may not be named 'run-3'"),
+])
+def test_compare_refuses_in_check_before_any_folder_or_training(tmp_path, changes, message):
+    if changes.get("specs") == "twin":
+        changes = {"specs": [_nets()[0], _nets()[0]]}
+    elif changes.get("specs") == "run-3":
+        changes = {"specs": [_nets()[0].replace(name="run-3"), _nets()[1]]}
+    trainer = CountingTrainer()
+    with pytest.raises(NasError, match=message):
+        execute(_experiment(tmp_path / "cmp", **changes), trainer, log=lambda _line: None)
+    assert trainer.calls == [] and not (tmp_path / "cmp").exists()
+
+
+def test_one_network_under_two_names_is_refused(tmp_path):
+    a = _nets()[0]
+    with pytest.raises(NasError, match="are one architecture"):
+        execute(_experiment(tmp_path / "cmp", specs=[a, a.replace(name="again")]), CountingTrainer(),
+                log=lambda _line: None)
+
+
+def test_search_trains_with_the_trainer_it_is_given(tmp_path):
+    from nas.experiments.search import SearchExperiment
+    from nas.search.engine import SearchConfig
+
+    trainer = CountingTrainer()
+    config = SearchConfig(space="tiny", dataset="digits", target_macs=1_500_000, out=str(tmp_path / "s"),
+                          trials=4, recipe="smoke", device="cpu", pruner="none", seed=2)
+    lines = []
+    experiment = SearchExperiment(config)
+    assert execute(experiment, trainer, log=lines.append) == tmp_path / "s" / "summary.md"
+    trials = pd.read_csv(tmp_path / "s" / "trials.csv")
+    trained = trials[trials["status"] == "trained"]
+    assert len(trainer.calls) == len(trained) == 4  # every trained candidate, and only those, by it
+    assert sorted(trainer.archs) == sorted(trained["arch"])
+    assert experiment.summary["best"] is not None and any(line.startswith("best: trial #") for line in lines)
+
