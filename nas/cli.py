@@ -84,7 +84,7 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
 
 
 def _run(args) -> int:
-    from .outfolder import new_folder, remove_if_bare
+    from .runfolder.outputs import new_folder, remove_if_bare
 
     created = new_folder(Path(args.out)) if getattr(args, "out", None) else None
     code = _refusing(args)

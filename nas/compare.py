@@ -2,7 +2,7 @@
 
 Each (model, seed) run lives in OUT/<model>/seed<k>/; a finished run is read back,
 an interrupted one resumed, so re-running a comparison trains nothing twice. A folder
-holding another configuration is refused (`nas.train.runfolder`).
+holding another configuration is refused (`nas.runfolder.runs`).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from .recipe import Recipe
 from .spec import ArchSpec
 from .stats import noise_floor_line, summarise_seeds, verdict_markdown
 from .train import CHECKPOINT, Runtime, train
-from .train.checkpoint import run_fingerprint
-from .train.runfolder import RESULT, Fit, FitOf, fit_of_runs, refusal
+from .runfolder.fingerprint import run_fingerprint
+from .runfolder.runs import RESULT, Fit, FitOf, fit_of_runs, refusal
 
 
 def run_dir(out: Path, name: str, seed: int) -> Path:
@@ -52,7 +52,7 @@ def same_architecture(models: Sequence[tuple[str, ArchSpec]]) -> Optional[tuple[
 
 def fit_of(models: Sequence[tuple[str, ArchSpec]], dataset: Dataset, recipe: Recipe,
            seeds: Sequence[int], sub: str = "") -> FitOf:
-    """For `nas.train.runfolder.choose_out`: how these runs fit a folder (their run folders
+    """For `nas.runfolder.runs.choose_out`: how these runs fit a folder (their run folders
     under its `sub` sub-folder)."""
     def fit(out: Path) -> Fit:
         runs = planned_runs(models, dataset, recipe, out / sub if sub else out, seeds)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import optuna
@@ -33,11 +33,11 @@ from .search.space import load_space
 from .spec import ArchSpec
 from .stats import permutation_p, rank_agreement, t_interval
 from .study import make_storage
-from .study.rundir import config_from_pinned
+from .runfolder.pinned import config_from_pinned
 from .study.storage import STUDY_KEY
 from .tables import markdown_table
 from .train import Runtime
-from .train.runfolder import Fit, FitOf, refusal
+from .runfolder.runs import Fit, FitOf, refusal
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def check_fidelity(inputs: FidelityInputs, plan: FidelityPlan, device: str,
 
 
 def fidelity_fit(inputs: FidelityInputs, plan: FidelityPlan) -> FitOf:
-    """How this fidelity run fits a folder (`nas.train.runfolder.choose_out`): its long runs
+    """How this fidelity run fits a folder (`nas.runfolder.runs.choose_out`): its long runs
     and its proxy-noise runs together."""
     long_runs = fit_of(inputs.models, inputs.dataset, resolve_recipe(plan.recipe), plan.seeds, "long")
     noise_runs = fit_of(inputs.models[:1], inputs.dataset, resolve_recipe(inputs.config.recipe),
@@ -155,8 +155,10 @@ def fidelity_fit(inputs: FidelityInputs, plan: FidelityPlan) -> FitOf:
 
 
 def run_fidelity(inputs: FidelityInputs, plan: FidelityPlan, out: Optional[Path] = None,
-                 runtime: Runtime = Runtime(quiet=True), log: Callable[[str], None] = print) -> dict:
-    """Retrain, rank, and write fidelity.csv/.md/.png/.json into `out` (default SEARCH_DIR/fidelity)."""
+                 runtime: Runtime = Runtime(quiet=True), log: Callable[[str], None] = print,
+                 trainer: Optional[Callable[..., Any]] = None) -> dict:
+    """Retrain, rank, and write fidelity.csv/.md/.png/.json into `out` (default SEARCH_DIR/fidelity);
+    `trainer`: `nas.train.train` (None) or a stand-in with its signature."""
     out = out or inputs.search_dir / "fidelity"
     config, dataset, models = inputs.config, inputs.dataset, inputs.models
     long_recipe = resolve_recipe(plan.recipe)
@@ -164,8 +166,9 @@ def run_fidelity(inputs: FidelityInputs, plan: FidelityPlan, out: Optional[Path]
     conflict = fidelity_fit(inputs, plan)(out).conflict
     if conflict:  # found before anything trains
         raise refusal(conflict, out, force_hint=False)
-    long_runs = compare(models, dataset, long_recipe, out / "long", plan.seeds, runtime, log)
-    noise = proxy_noise(models[0], dataset, resolve_recipe(config.recipe), plan.noise_seeds, out, runtime, log)
+    long_runs = compare(models, dataset, long_recipe, out / "long", plan.seeds, runtime, log, trainer)
+    noise = proxy_noise(models[0], dataset, resolve_recipe(config.recipe), plan.noise_seeds, out, runtime, log,
+                        trainer)
     table = fidelity_table(inputs.candidates, long_runs, metric)
     summary = {"search": str(inputs.search_dir), "proxy_recipe": config.recipe, "long_recipe": long_recipe.name,
                "long_metric": metric, "candidates": len(table), "seeds": list(plan.seeds),
@@ -197,11 +200,12 @@ def agreement_of(table: pd.DataFrame) -> dict:
 
 
 def proxy_noise(model: tuple[str, ArchSpec], dataset, recipe: Recipe, seeds: int, out: Path,
-                runtime: Runtime, log: Callable[[str], None]) -> Optional[float]:
+                runtime: Runtime, log: Callable[[str], None],
+                trainer: Optional[Callable[..., Any]] = None) -> Optional[float]:
     """Standard deviation (points) of the proxy's validation accuracy over `seeds` seeds of one net."""
     if seeds < 2:
         return None
-    runs = compare([model], dataset, recipe, out / "proxy-noise", list(range(seeds)), runtime, log)
+    runs = compare([model], dataset, recipe, out / "proxy-noise", list(range(seeds)), runtime, log, trainer)
     iv = t_interval(runs["val_acc"])
     return None if iv.sd is None else round(iv.sd * 100, 3)
 

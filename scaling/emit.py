@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from nas.counting import analytic_count
-from nas.outfolder import write_files
+from nas.runfolder.outputs import write_files
 from nas.paths import safe_name
 from nas.presets import EFFICIENTNET, efficientnet_variant
 from nas.rounding import resolution_multiple, round_resolution, scale_spec
@@ -214,7 +214,7 @@ def scaled_table(base: ArchSpec, models: list[ScaledModel], factor: float) -> pd
 def write_emission(out: Path, base: ArchSpec, models: list[ScaledModel], factor: float) -> pd.DataFrame:
     """Write every model's spec as <name>.yaml and the table as scaled.csv under `out`, under
     its lock; refuse, with `out` untouched, when it holds another emission (see
-    `nas.outfolder.write_files`).
+    `nas.runfolder.outputs.write_files`).
 
     Args:
         out: the output folder (created when missing).

@@ -11,6 +11,7 @@ resolved from the runner-up only when their paired seed interval excludes 0.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +27,16 @@ from nas.presets import resolve_spec
 from nas.recipe import resolve_recipe
 from nas.rounding import resolution_multiple, round_resolution, scale_spec
 from nas.spec import ArchSpec
-from nas.study import (ProgressLine, Status, StudyPlan, await_stale, load_for_worker, locked,
-                       open_study, run_workers, set_attrs)
+from nas.study import ProgressLine, Status, StudyPlan, locked, open_study, quiet_interrupt, run_workers, set_attrs
+from nas.study.queue import enqueue_missing, queue_worker, queued_unit
 from nas.settings import DataSettings, StudySettings
 from nas.study.storage import STUDY_KEY, default_study_name
 from nas.train import Runtime, TrainError, train
 from nas.train.runtime import resolve_device
 
 from .coefficients import TARGET_FACTOR, CoefficientError, Coefficients, admissible_grid
+
+POINT_KEY = "grid_point"  # the user attribute naming a trial's grid point
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,9 @@ class GridRunner:
     """The objective: trains one enqueued grid point for `seeds` seeds."""
 
     def __init__(self, config: GridConfig, base: ArchSpec, points: list[GridPoint],
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], trainer: Optional[Callable[..., Any]] = None) -> None:
         self.config, self.points, self.log = config, points, log
+        self.trainer = trainer or train  # looked up now: a test's fake replaces the module's `train`
         # decoded at the largest point's input: a point grown in resolution sees real detail
         self.dataset = load_dataset(config.dataset, data_dir=config.data_dir,
                                     resolution=decode_resolution([base, *(p.spec for p in points)]),
@@ -149,11 +153,7 @@ class GridRunner:
 
     def __call__(self, trial: optuna.Trial) -> float:
         start = time.perf_counter()
-        if "grid_point" not in trial.user_attrs:  # the queue ran dry under another worker
-            set_attrs(trial, status=Status.SURPLUS)
-            trial.study.stop()
-            raise optuna.TrialPruned()
-        point = self.points[trial.suggest_categorical("point", list(range(len(self.points))))]
+        point = self.points[queued_unit(trial, POINT_KEY, "point", len(self.points))]
         c = point.coefficients
         set_attrs(trial, alpha=c.alpha, beta=c.beta, gamma=c.gamma, factor=c.factor,
                   resolution=point.spec.resolution, macs=point.macs, params=point.params,
@@ -166,7 +166,7 @@ class GridRunner:
         set_attrs(trial, val_accs=accs, val_acc=mean, val_std=std, status=status,
                   seconds=time.perf_counter() - start)
         done = sum(1 for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                   if "grid_point" in t.user_attrs) + 1
+                   if POINT_KEY in t.user_attrs) + 1
         self.progress.say(done, f"alpha {c.alpha:.2f} beta {c.beta:.2f} gamma {c.gamma:.2f} ({c.factor:.3f} "
                                 f"nominal, {point.realised_ratio:.3f} realised, {point.spec.resolution}px)  "
                                 f"val {mean * 100:5.2f}% over {len(finite)} seed(s)", time.perf_counter() - start)
@@ -180,7 +180,7 @@ class GridRunner:
         accs, outcomes, status = [], [], Status.TRAINED
         for k in range(self.config.seeds):
             try:
-                result = train(spec, self.dataset, self.recipe.replace(seed=self.config.seed + k),
+                result = self.trainer(spec, self.dataset, self.recipe.replace(seed=self.config.seed + k),
                                runtime=self.runtime)
             except TrainError as exc:
                 set_attrs(trial, status=Status.FAILED, error=str(exc))
@@ -193,65 +193,44 @@ class GridRunner:
         return accs, status
 
 
-def _stop_when_queue_empty(study: optuna.Study, _trial: Any) -> None:
-    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        study.stop()
-
-
-def _worker(config: GridConfig, worker: int, log: Callable[[str], None] = print) -> None:
+def _worker(config: GridConfig, worker: int, log: Callable[[str], None] = print,
+            trainer: Optional[Callable[..., Any]] = None) -> None:
     base = _base(config)
     points = plan_points(base, config)
-    plan = config.plan(base)
-    study = load_for_worker(plan, optuna.samplers.RandomSampler(seed=config.seed + 7919 * worker))
-    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        return
-    runner = GridRunner(config, base, points, log)
-    deadline = None if config.timeout is None else time.monotonic() + config.timeout
-    while True:
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            return
-        study.optimize(runner, callbacks=[_stop_when_queue_empty], catch=(TrainError,), timeout=left)
-        if not await_stale(study, plan):  # a dead worker's point is run here once found stale
-            return
+    queue_worker(config.plan(base), worker, config.seed, lambda: GridRunner(config, base, points, log, trainer),
+                 (TrainError,), config.timeout)
 
 
-def _worker_process(config_dict: dict, worker: int) -> None:
-    _worker(GridConfig(**config_dict), worker)
+def _worker_process(config_dict: dict, worker: int, trainer: Optional[Callable[..., Any]] = None) -> None:
+    with quiet_interrupt():
+        _worker(GridConfig(**config_dict), worker, trainer=trainer)
 
 
 def _base(config: GridConfig) -> ArchSpec:
     return resolve_spec(config.base)
 
 
-def _enqueue_missing(study: optuna.Study, n_points: int) -> int:
-    """Queue every point that is neither finished nor already waiting; returns how many remain."""
-    states = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
-    present = {t.user_attrs.get("grid_point") for t in study.get_trials(deepcopy=False, states=states)}
-    for i in range(n_points):
-        if i not in present:
-            study.enqueue_trial({"point": i}, user_attrs={"grid_point": i})
-    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-
-
-def run_grid(config: GridConfig, log: Callable[[str], None] = print) -> optuna.Study:
+def run_grid(config: GridConfig, log: Callable[[str], None] = print,
+             trainer: Optional[Callable[..., Any]] = None) -> optuna.Study:
     """Plan the points, open (or resume) the study, train what is left.
 
     Args:
         config: the grid's settings.
         log: where progress lines go.
+        trainer: `nas.train.train` (None) or a stand-in with its signature; spawned workers get
+            it pickled, so it must be importable.
     """
     base = _base(config)
     points = plan_points(base, config)
     plan = config.plan(base)
     with locked(plan):
         study = open_study(plan, ["maximize"], log)
-        remaining = _enqueue_missing(study, len(points))
+        remaining = enqueue_missing(study, POINT_KEY, len(points), lambda i: {"point": i})
         done = len(points) - remaining
         log(f"{'resuming ' if done else ''}grid {config.name}: {len(points)} distinct networks within "
             f"{config.tolerance} of {TARGET_FACTOR:g}x realised MACs on base {base.name} "
             f"({done} done), {config.seeds} seed(s) each")
         if remaining:
-            run_workers(_worker_process, config.to_dict(), config.workers,
-                        lambda: _worker(config, 0, log))
+            worker = _worker_process if trainer is None else functools.partial(_worker_process, trainer=trainer)
+            run_workers(worker, config.to_dict(), config.workers, lambda: _worker(config, 0, log, trainer))
     return study

@@ -39,8 +39,8 @@ from nas.train import Runtime
 
 from .coefficients import Coefficients
 from .emit import emit_compound, write_emission
-from .grid import GridConfig, plan_points, run_grid
-from .grid_report import write_grid_outputs
+from .experiments import GridExperiment
+from .grid import GridConfig, plan_points
 from .pipeline_report import SAMPLED
 from .single import match_to_macs
 from .study import plan_study, run_study
@@ -253,20 +253,17 @@ class Pipeline:
         return None
 
     def _grid(self) -> Optional[str]:
-        config = self._grid_config()
-        base = resolve_spec(config.base)
+        grid = GridExperiment(self._grid_config())
+        base = resolve_spec(grid.config.base)
         # the grid decodes its data at its largest point's input (filled in the cache here)
-        self._check([base, *(p.spec for p in plan_points(base, config))], resolve_recipe(config.recipe))
-        study = run_grid(config, self.log)
-        chosen = write_grid_outputs(study, config)
+        self._check([base, *(p.spec for p in plan_points(base, grid.config))], resolve_recipe(grid.config.recipe))
+        study = grid.run(None, self.log)
+        grid.report(study, self.log)
         waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         if waiting:
             return f"stopped at --timeout with {waiting} grid point(s) left"
-        if chosen is None:
+        if grid.chosen is None:
             raise SearchError("the grid trained no point; see grid/grid.csv")
-        self.log(f"chosen coefficients alpha {chosen['alpha']}, beta {chosen['beta']}, gamma "
-                 f"{chosen['gamma']} (val {chosen['val_acc'] * 100:.2f}%, realised MACs ratio "
-                 f"{chosen['realised_ratio']}; {chosen['choice']})")
         return None
 
     def _emit(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -108,10 +108,11 @@ def plan_study(base: ArchSpec, c: Coefficients, targets: Sequence[float], multip
     return nets
 
 
-def run_study(nets: Sequence[StudyNet], dataset: Dataset, recipe: Recipe, out: Path, seeds: Sequence[int],
-              runtime: Runtime = Runtime(quiet=True), log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Train every net of a planned study (`plan_study`; resumable by run folder) and write
-    study.csv/.md/.png. Planning is separate so callers can check the nets before training."""
+def train_study(nets: Sequence[StudyNet], dataset: Dataset, recipe: Recipe, out: Path, seeds: Sequence[int],
+                runtime: Runtime = Runtime(quiet=True), log: Callable[[str], None] = print,
+                trainer: Optional[Callable[..., Any]] = None) -> pd.DataFrame:
+    """Train every net of a planned study (`plan_study`; resumable by run folder, under
+    OUT/runs); one row per (net, seed). Planning is separate so callers can check the nets first."""
     targets = list(dict.fromkeys(n.target for n in nets if n.strategy != "base"))
     for target in targets:
         group = [n for n in nets if n.target == target]
@@ -121,13 +122,27 @@ def run_study(nets: Sequence[StudyNet], dataset: Dataset, recipe: Recipe, out: P
                 f"({', '.join(f'{n.strategy} {n.realised:.3f}x' for n in group)}); the rounding "
                 "allows no closer match, so study.md marks the nets over 2 % from the compound net "
                 "\"unequal cost\" (no claim)")
-    runs = compare([(n.spec.name, n.spec) for n in nets], dataset, recipe, out / "runs", seeds, runtime, log)
+    return compare([(n.spec.name, n.spec) for n in nets], dataset, recipe, out / "runs", seeds, runtime, log,
+                   trainer)
+
+
+def write_study(nets: Sequence[StudyNet], runs: pd.DataFrame, dataset: Dataset, recipe: Recipe,
+                out: Path) -> pd.DataFrame:
+    """runs.csv, study.csv, study.md and study.png of a trained study; returns the study table."""
     write_csv(out / "runs.csv", runs)
     table = study_table(nets, runs)
     write_csv(out / "study.csv", table)
     write_text(out / "study.md", study_markdown(table, runs, nets, recipe, dataset))
     plot_study(table, out / "study.png", f"{dataset.name}: scaling strategies, recipe {recipe.name}")
     return table
+
+
+def run_study(nets: Sequence[StudyNet], dataset: Dataset, recipe: Recipe, out: Path, seeds: Sequence[int],
+              runtime: Runtime = Runtime(quiet=True), log: Callable[[str], None] = print,
+              trainer: Optional[Callable[..., Any]] = None) -> pd.DataFrame:
+    """`train_study`, then `write_study`."""
+    runs = train_study(nets, dataset, recipe, out, seeds, runtime, log, trainer)
+    return write_study(nets, runs, dataset, recipe, out)
 
 
 def study_table(nets: Sequence[StudyNet], runs: pd.DataFrame) -> pd.DataFrame:

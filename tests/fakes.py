@@ -34,7 +34,8 @@ from nas.counting import analytic_count
 from nas.outcomes import pack
 from nas.train import TrainResult
 from nas.train import trainer as real_trainer
-from nas.train.checkpoint import prepare_out_dir, run_fingerprint
+from nas.runfolder.fingerprint import run_fingerprint
+from nas.train.checkpoint import prepare_out_dir
 
 TESTS = Path(__file__).resolve().parent
 ENV = "NAS_TEST_FAKE_TRAINER"  # set (to the seconds each fake epoch sleeps): subprocesses use the fake

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 from nas.cli import main
 from nas.spec import HeadSpec
-from nas.study.rundir import RunLock
+from nas.runfolder.lock import RunLock
 from test_safety import one_error_line, tree_hash
 
 DIGITS = ["--dataset", "digits", "--device", "cpu"]

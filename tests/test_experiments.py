@@ -6,7 +6,6 @@ import pytest
 from nas.errors import NasError
 from nas.experiments import execute
 from nas.experiments.compare import CompareExperiment
-from nas.presets import resolve_spec
 from nas.recipe import resolve_recipe
 from nas.settings import DataRequest
 from nas.search.space import load_space
@@ -21,11 +20,12 @@ class CountingTrainer:
     """The fake trainer, counting its calls: (net name, seed) per training."""
 
     def __init__(self):
-        self.calls, self.archs = [], []
+        self.calls, self.archs, self.keys = [], [], []
 
     def __call__(self, spec, dataset, recipe, **kwargs):
         self.calls.append((spec.name, recipe.seed))
         self.archs.append(spec.arch_string())
+        self.keys.append(spec.canonical_string())
         return fakes.fake_train(spec, dataset, recipe, **kwargs)
 
 
@@ -95,3 +95,52 @@ def test_search_trains_with_the_trainer_it_is_given(tmp_path):
     assert sorted(trainer.archs) == sorted(trained["arch"])
     assert experiment.summary["best"] is not None and any(line.startswith("best: trial #") for line in lines)
 
+
+
+def test_grid_trains_each_point_and_seed_with_the_trainer_it_is_given(tmp_path):
+    from scaling.experiments import GridExperiment
+    from scaling.grid import GridConfig
+
+    base = TINY.to_spec(dict(TINY.baselines)["tiny-separable"], 10, "tiny-separable").replace(resolution=16)
+    base.save(tmp_path / "base.yaml")
+    config = GridConfig(base=str(tmp_path / "base.yaml"), dataset="digits", out=str(tmp_path / "g"), closest=2,
+                        recipe="smoke", device="cpu", tolerance=0.3, seeds=2)
+    trainer = CountingTrainer()
+    lines = []
+    experiment = GridExperiment(config)
+    assert execute(experiment, trainer, log=lines.append) == tmp_path / "g" / "best_coefficients.yaml"
+    grid = pd.read_csv(tmp_path / "g" / "grid.csv")
+    assert len(grid) == 2 and len(trainer.calls) == 4  # 2 points x 2 seeds, all by this trainer
+    assert sorted(seed for _, seed in trainer.calls) == [0, 0, 1, 1]
+    assert experiment.chosen is not None and any(line.startswith("chosen: alpha") for line in lines)
+    again = CountingTrainer()
+    execute(GridExperiment(config), again, log=lines.append)
+    assert again.calls == []  # a finished grid is read back
+
+
+def test_grid_with_no_point_near_2x_is_refused_in_check(tmp_path):
+    from nas.errors import NasError as Refusal
+    from scaling.experiments import GridExperiment
+    from scaling.grid import GridConfig
+
+    base = TINY.to_spec(dict(TINY.baselines)["tiny-separable"], 10, "tiny-separable").save(tmp_path / "base.yaml")
+    config = GridConfig(base=str(base), dataset="digits", out=str(tmp_path / "g"), tolerance=1e-9, step=0.2)
+    trainer = CountingTrainer()
+    with pytest.raises(Refusal, match="no grid point"):
+        execute(GridExperiment(config), trainer, log=lambda _line: None)
+    assert trainer.calls == [] and not (tmp_path / "g").exists()
+
+
+def test_bench_trains_each_planned_run_with_the_trainer_it_is_given(tmp_path):
+    from nas.bench.build import BenchConfig
+    from nas.experiments.bench import BenchExperiment
+
+    config = BenchConfig(space="tiny", dataset="digits", recipe="smoke", candidates=3, seeds=2, seed_candidates=1,
+                         macs_low=300_000, macs_high=2_500_000, out=str(tmp_path / "b"), device="cpu")
+    trainer = CountingTrainer()
+    experiment = BenchExperiment(config)
+    assert execute(experiment, trainer, log=lambda _line: None) == tmp_path / "b" / "bench.md"
+    bench = pd.read_csv(tmp_path / "b" / "bench.csv")
+    assert len(bench) == len(trainer.calls) == 6  # 3 sampled + 2 references, one of them with 2 seeds
+    assert sorted(trainer.keys) == sorted(bench["arch"])  # the bench records canonical strings
+    assert experiment.summary["runs"] == 6

@@ -19,7 +19,8 @@ from nas.search.space import load_space
 from nas.spec import StageSpec
 from nas.stats import TOO_FEW, paired_difference, rank_agreement, summarise_seeds, verdict_markdown
 from scaling.coefficients import Coefficients, admissible_grid
-from scaling.grid import GridConfig, _enqueue_missing, grow, plan_points
+from nas.study.queue import enqueue_missing
+from scaling.grid import POINT_KEY, GridConfig, grow, plan_points
 from scaling.matching import MATCH_TOLERANCE
 from scaling.single import match_to_macs
 from scaling.study import plan_study, study_comparisons
@@ -223,7 +224,7 @@ def test_grid_trains_every_distinct_network_within_tolerance():
     for p in points:  # coefficient sets that build the same network are its aliases
         assert len(p.aliases) == len(inside[p.spec.canonical_string()]) - 1
     study = optuna.create_study()
-    assert _enqueue_missing(study, len(points)) == len(points)  # every point is queued to train
+    assert enqueue_missing(study, POINT_KEY, len(points), lambda i: {"point": i}) == len(points)  # all queued
 
 
 def test_fidelity_spreads_candidates_and_refuses_a_tau_from_too_few():

@@ -146,7 +146,7 @@ def test_searches_on_one_journal_get_one_study_each_and_a_busy_journal_is_named(
 
     from nas.search.engine import SearchConfig, prepare
     from nas.study import locked
-    from nas.study.rundir import RunLock
+    from nas.runfolder.lock import RunLock
 
     journal = tmp_path / "shared.journal"
     outs = [tmp_path / "p1" / "s", tmp_path / "p3" / "s"]

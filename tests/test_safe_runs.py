@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, sigint_default
 from nas.cli import build_parser, main
-from nas.study.rundir import RunLock
+from nas.runfolder.lock import RunLock
 from test_safety import SEARCH, one_error_line, tree_hash
 
 SMOKE = ["--recipe", "smoke", "--device", "cpu"]
@@ -81,7 +81,7 @@ def test_compare_refuses_another_data_set_in_the_same_out_and_force_trains_besid
 
 
 def test_a_net_named_like_a_forced_folder_is_refused_and_not_taken_for_one(tmp_path, tiny_spec, capsys):
-    from nas.train.runfolder import choose_out, fit_of_runs, reruns
+    from nas.runfolder.runs import choose_out, fit_of_runs, reruns
 
     named = str(tiny_spec.replace(name="run-2").save(tmp_path / "run2.yaml"))
     assert main(["compare", named, "--dataset", "digits", *SMOKE, "--out", str(tmp_path / "c")]) == 2

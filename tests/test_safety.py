@@ -20,7 +20,7 @@ from optuna.trial import TrialState, create_trial
 from conftest import ROOT, sigint_default
 from nas.cli import build_parser, main
 from nas.errors import NasError
-from nas.study.rundir import RunLock
+from nas.runfolder.lock import RunLock
 from nas.study.storage import optuna_retries
 
 SEARCH = ["search", "--space", "tiny", "--dataset", "digits", "--recipe", "smoke", "--device", "cpu"]
@@ -179,7 +179,7 @@ def test_cost_card_excludes_pauses_and_counts_requeued_trials_as_interrupted():
 def test_another_storage_for_an_existing_out_is_refused(tmp_path):
     from nas.search.engine import SearchConfig
     from nas.study import open_study
-    from nas.study.rundir import StudyError
+    from nas.errors import StudyError
 
     out = tmp_path / "iso"
     config = SearchConfig(space="tiny", dataset="digits", target_macs=2_000_000, out=str(out))
@@ -226,12 +226,12 @@ def test_unwritable_out_is_one_line_naming_the_path(tmp_path, spec_file, capsys,
         finally:
             out.chmod(0o700)
         assert "cannot write" in one_error_line(capsys.readouterr().err)
-    import nas.outfolder
+    import nas.runfolder.outputs
 
     def refuse(*_a, **_k):
         raise PermissionError(13, "Permission denied", str(out / ".nas.lock"))
 
-    monkeypatch.setattr(nas.outfolder, "RunLock", refuse)
+    monkeypatch.setattr(nas.runfolder.outputs, "RunLock", refuse)
     assert main(EMIT + ["--base", spec_file, "--phi", "1", "--out", str(out)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert line == f"error: cannot write {out / '.nas.lock'}: Permission denied; choose a writable --out"

@@ -10,6 +10,7 @@ so bench.csv can be rebuilt from the study alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ from ..data.fit import check_data_resolution
 from ..latency import measure_latency_ms
 from ..recipe import resolve_recipe
 from ..search.space import SearchSpace, load_space
-from ..study import (ProgressLine, Status, StudyPlan, load_for_worker, locked, open_study, quiet_interrupt,
+from ..study import (ProgressLine, Status, StudyPlan, locked, open_study, quiet_interrupt,
                      run_workers, set_attrs)
-from ..study.queue import drain_queue, enqueue_missing
+from ..study.queue import enqueue_missing, queue_worker, queued_unit
 from ..settings import DataSettings, StudySettings
 from ..train import Runtime, TrainError, train
 from ..train.runtime import resolve_device
@@ -101,7 +102,9 @@ class BenchConfig(StudySettings, DataSettings):
 class BenchRunner:
     """The objective: trains one enqueued (candidate, seed) run and records it on the trial."""
 
-    def __init__(self, config: BenchConfig, log: Callable[[str], None]) -> None:
+    def __init__(self, config: BenchConfig, log: Callable[[str], None],
+                 trainer: Optional[Callable[..., Any]] = None) -> None:
+        self.trainer = trainer or train  # looked up now: a test's fake replaces the module's `train`
         space = load_space(config.space)
         self.dataset = config.load_data(space)
         self.candidates = config.candidates_of(space, self.dataset.num_classes)
@@ -113,18 +116,14 @@ class BenchRunner:
         self.progress = ProgressLine(len(self.runs), log, prefix="bench run ")
 
     def __call__(self, trial: optuna.Trial) -> float:
-        if RUN_KEY not in trial.user_attrs:  # the queue ran dry under another worker
-            set_attrs(trial, status=Status.SURPLUS)
-            trial.study.stop()
-            raise optuna.TrialPruned()
+        index, k = self.runs[queued_unit(trial, RUN_KEY, "run", len(self.runs))]
         start = time.perf_counter()
-        index, k = self.runs[trial.suggest_categorical("run", list(range(len(self.runs))))]
         cand = self.candidates[index]
         set_attrs(trial, candidate=cand.name, kind=cand.kind, stratum=cand.stratum, seed=self.config.seed + k,
                   arch=cand.spec.canonical_string(), spec=json.dumps(cand.spec.to_dict()), macs=cand.macs,
                   params=cand.params, device=str(self.device), **self._latencies(cand))
         try:
-            result = train(cand.spec, self.dataset, self.recipe.replace(seed=self.config.seed + k),
+            result = self.trainer(cand.spec, self.dataset, self.recipe.replace(seed=self.config.seed + k),
                            runtime=self.runtime, evaluate_test=True)
         except TrainError as exc:
             set_attrs(trial, status=Status.FAILED, error=str(exc))
@@ -149,28 +148,35 @@ class BenchRunner:
                 for b in LATENCY_BATCHES}
 
 
-def _worker(config: BenchConfig, worker: int, log: Callable[[str], None] = print) -> None:
-    plan = config.plan()
-    study = load_for_worker(plan, optuna.samplers.RandomSampler(seed=config.seed + 7919 * worker))
-    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        return
-    drain_queue(study, plan, BenchRunner(config, log), (TrainError,), config.timeout)
+def _worker(config: BenchConfig, worker: int, log: Callable[[str], None] = print,
+            trainer: Optional[Callable[..., Any]] = None) -> None:
+    queue_worker(config.plan(), worker, config.seed, lambda: BenchRunner(config, log, trainer), (TrainError,),
+                 config.timeout)
 
 
-def _worker_process(config_dict: dict, worker: int) -> None:
+def _worker_process(config_dict: dict, worker: int, trainer: Optional[Callable[..., Any]] = None) -> None:
     with quiet_interrupt():
-        _worker(BenchConfig(**config_dict), worker)
+        _worker(BenchConfig(**config_dict), worker, trainer=trainer)
 
 
-def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> optuna.Study:
+def check_bench(config: BenchConfig) -> None:
+    """The refusals before the lock: a --data-resolution below the space's input."""
+    space = load_space(config.space)
+    check_data_resolution(config.data_resolution, space.base.resolution, f"space {space.name}")
+
+
+def run_bench(config: BenchConfig, log: Callable[[str], None] = print,
+              trainer: Optional[Callable[..., Any]] = None) -> optuna.Study:
     """Plan the candidates, open (or resume) the study, train every run not yet done.
 
     Args:
         config: the benchmark's settings.
         log: where progress lines go.
+        trainer: `nas.train.train` (None) or a stand-in with its signature (importable: spawned
+            workers get it pickled).
     """
+    check_bench(config)
     space = load_space(config.space)
-    check_data_resolution(config.data_resolution, space.base.resolution, f"space {space.name}")
     dataset = config.load_data(space)  # fills the decode cache before workers start
     candidates = config.candidates_of(space, dataset.num_classes)
     runs = planned_runs(candidates)
@@ -182,5 +188,6 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> optuna
             f"networks of space {space.name} ({len(space.baselines)} references), {len(runs)} runs "
             f"with recipe {config.recipe}; {len(runs) - waiting} done or running, {waiting} to train")
         if waiting:
-            run_workers(_worker_process, config.to_dict(), config.workers, lambda: _worker(config, 0, log))
+            worker = _worker_process if trainer is None else functools.partial(_worker_process, trainer=trainer)
+            run_workers(worker, config.to_dict(), config.workers, lambda: _worker(config, 0, log, trainer))
     return study

@@ -39,17 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_bench_build(args: argparse.Namespace) -> int:
     """`nas bench build`: run or resume the benchmark, then write bench.csv/.md/.png."""
-    from ..bench.build import BenchConfig, run_bench
-    from ..bench.report import write_bench
+    from ..bench.build import BenchConfig
+    from ..experiments import execute
+    from ..experiments.bench import BenchExperiment
 
     low, high = args.macs_range or (None, None)
-    config = config_from(BenchConfig, args, macs_low=low, macs_high=high)
-    study = run_bench(config)
-    summary = write_bench(config, study)
-    noise = summary["pooled_seed_sd_pts"]
-    print(f"benchmark: {summary['candidates']} networks, {summary['runs']} runs"
-          + (f"; ground-truth seed sd {noise:.2f} pts" if noise is not None else ""))
-    print(f"outputs: {args.out}/bench.csv, bench.md, bench.png")
+    execute(BenchExperiment(config_from(BenchConfig, args, macs_low=low, macs_high=high)))
     return 0
 
 

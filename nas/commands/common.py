@@ -6,7 +6,7 @@ from typing import Optional
 
 from ..data import Dataset
 from ..data.fit import check_data_resolution, fit_to_data, native_resolution_note  # noqa: F401 (re-exported)
-from ..experiments.folders import locked_folders, run_folder  # noqa: F401 (re-exported)
+from ..runfolder.folders import locked_folders, run_folder  # noqa: F401 (re-exported)
 from ..recipe import Recipe, resolve_recipe
 from ..settings import DataRequest
 from ..spec import ArchSpec

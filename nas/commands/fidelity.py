@@ -6,7 +6,6 @@ from pathlib import Path
 
 from ..errors import NasError
 from .bench import add_bench_fidelity_args, cmd_fidelity_bench
-from .common import run_folder
 from .options import POSITIVE_INT, NON_NEGATIVE_INT, add
 
 
@@ -36,9 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
     """`nas fidelity`: retrain a search's candidates with a longer recipe and report rank agreement."""
-    from ..fidelity import (FidelityPlan, check_fidelity, describe, fidelity_fit, fidelity_inputs,
-                            run_fidelity)
-    from ..train import Runtime
+    from ..experiments import execute
+    from ..experiments.fidelity import FidelityExperiment
+    from ..fidelity import FidelityPlan
 
     if args.bench:
         return cmd_fidelity_bench(args)
@@ -47,11 +46,6 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     older_pick = args.top is not None or args.random is not None
     plan = FidelityPlan(top=args.top or 0, random=args.random or 0, recipe=args.recipe, seeds=tuple(args.seeds or (0, 1)),
                         noise_seeds=args.noise_seeds, candidates=0 if older_pick else args.candidates)
-    inputs = fidelity_inputs(Path(args.search_dir), plan)
-    check_fidelity(inputs, plan, args.device)  # before the lock: a refusal writes nothing
-    given = Path(args.out) if args.out else Path(args.search_dir) / "fidelity"
-    with run_folder(given, fidelity_fit(inputs, plan), args.force) as out:
-        summary = run_fidelity(inputs, plan, out, Runtime(device=args.device, quiet=True))
-    print(describe(summary))
-    print(f"outputs: {out}/fidelity.csv, fidelity.md, fidelity.png, fidelity.json")
+    execute(FidelityExperiment(Path(args.search_dir), plan, Path(args.out) if args.out else None, args.device,
+                               args.force))
     return 0

@@ -5,11 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..outfolder import write_files
+from ..runfolder.outputs import write_files
 from ..paths import safe_name
 from ..presets import resolve_spec
 from ..tables import text_table
-from .common import DATA, dataset_for_nets, dataset_from_args, fit_to_data, run_folder
+from ..experiments import execute
+from ..settings import DataRequest
+from .common import DATA
 from .options import SEED_COUNT, add, config_from
 
 GRID = ("base", "dataset", "data_dir", "val_fraction", "download", "step", "tolerance", "nominal_window",
@@ -61,19 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_grid(args: argparse.Namespace) -> int:
     """Run `nas scale grid`."""
-    from scaling.grid import GridConfig, run_grid
-    from scaling.grid_report import write_grid_outputs
+    from scaling.experiments import GridExperiment
+    from scaling.grid import GridConfig
 
-    config = config_from(GridConfig, args, seeds=args.grid_seeds)
-    chosen = write_grid_outputs(run_grid(config), config)
-    if chosen is None:
-        print("no grid point finished; nothing chosen")
-        return 1
-    print(f"chosen: alpha {chosen['alpha']} beta {chosen['beta']} gamma {chosen['gamma']} "
-          f"(alpha*beta^2*gamma^2 = {chosen['factor']}, realised MACs ratio {chosen['realised_ratio']}, "
-          f"val {chosen['val_acc'] * 100:.2f}% over {chosen['seeds']} seed(s); {chosen['choice']}) "
-          f"-> {args.out}/best_coefficients.yaml, grid.csv, grid.png")
-    return 0
+    experiment = GridExperiment(config_from(GridConfig, args, seeds=args.grid_seeds))
+    execute(experiment)
+    return 0 if experiment.chosen is not None else 1
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -124,29 +119,15 @@ def cmd_single(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     """Run `nas scale study`."""
     from scaling import Coefficients
+    from scaling.experiments import ScalingStudyExperiment
     from scaling.single import parse_targets
-    from scaling.study import plan_study, run_study
 
-    from ..compare import fit_of
-    from ..preflight import check_before_training, check_nets_data_resolution
     from ..recipe import resolve_recipe
-    from ..train import Runtime
 
-    base = resolve_spec(args.base)
-    if args.from_file:
-        c = Coefficients.load(args.from_file)
-    else:
-        c = Coefficients.parse(args.coefficients or "1.2,1.1,1.15")
-    targets, recipe = parse_targets(args.targets), resolve_recipe(args.recipe)
-    check_nets_data_resolution(args.data_resolution, [base])  # before the data is loaded
-    dataset = dataset_from_args(args, resolution=base.resolution)
-    base = fit_to_data(base, dataset)
-    nets = plan_study(base, c, targets, args.resolution_multiple)
-    check_before_training([n.spec for n in nets], dataset, recipe, args.device, args.data_resolution)
-    dataset = dataset_for_nets(args, [n.spec for n in nets], dataset)  # the grown nets' size
-    fit = fit_of([(n.spec.name, n.spec) for n in nets], dataset, recipe, args.seeds, "runs")
-    with run_folder(Path(args.out), fit, args.force) as out:
-        table = run_study(nets, dataset, recipe, out, args.seeds, Runtime(device=args.device, quiet=True))
-    print((out / "study.md").read_text())
-    print(f"outputs: {out}/study.csv, study.md, study.png ({len(table)} nets)")
+    c = (Coefficients.load(args.from_file) if args.from_file
+         else Coefficients.parse(args.coefficients or "1.2,1.1,1.15"))
+    execute(ScalingStudyExperiment(
+        base=resolve_spec(args.base), coefficients=c, targets=parse_targets(args.targets),
+        data=DataRequest.from_args(args), recipe=resolve_recipe(args.recipe), seeds=args.seeds,
+        out=Path(args.out), device=args.device, resolution_multiple=args.resolution_multiple, force=args.force))
     return 0

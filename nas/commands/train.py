@@ -12,9 +12,9 @@ from ..errors import Interrupted, NasError
 from ..presets import resolve_spec
 from ..study import check_unlocked
 from ..train import CHECKPOINT, evaluate_checkpoint, load_checkpoint, train
-from ..train.checkpoint import run_fingerprint
+from ..runfolder.fingerprint import run_fingerprint
 from ..train.memory import check_memory
-from ..train.runfolder import train_folder
+from ..runfolder.runs import train_folder
 from .common import (DATA, add_data_args, add_recipe_args, add_runtime_args, check_data_resolution,
                      dataset_from_args, fit_to_data, locked_folders, native_resolution_note,
                      recipe_from_args, runtime_from_args)

@@ -43,7 +43,7 @@ def matched_models(specs: Sequence[ArchSpec], target: Optional[int], by: str, ke
 
 def check_names(names: Sequence[str], reference: Optional[str]) -> None:
     """Refuse two specs of one name, a name a --force folder would take, an unknown reference."""
-    from ..train.runfolder import is_rerun_name
+    from ..runfolder.runs import is_rerun_name
 
     if len(set(names)) != len(names):
         raise NasError(f"two specs share a name ({list(names)}); give them distinct `name:` fields")
@@ -120,7 +120,7 @@ class CompareExperiment:
 
     def run(self, trainer: Optional[Trainer], log: Log = print) -> tuple[Path, Any]:
         """(the folder written into, one row per (net, seed)) under the folder's lock."""
-        from .folders import run_folder
+        from ..runfolder.folders import run_folder
         from ..compare import compare, fit_of
         from ..train import Runtime
 

@@ -37,7 +37,7 @@ from ..preflight import check_memory_of
 from ..recipe import resolve_recipe
 from ..study import (ProgressLine, Status, StudyPlan, buffered, count_statuses, finished_with,
                      load_for_worker, locked, open_study, quiet_interrupt, run_workers, set_attrs)
-from ..study.rundir import SearchError
+from ..errors import SearchError
 from ..settings import DataSettings, StudySettings
 from ..study.storage import STUDY_KEY, default_study_name
 from ..train import Runtime, TrainError, train

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import multiprocessing
 import enum
 import time
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..progress import fmt_seconds
-from .rundir import RunLock, StudyError, check_pinned, pin_settings, spawn_workers
+from ..errors import StudyError
+from ..runfolder.lock import RunLock
+from ..runfolder.pinned import check_pinned, pin_settings
 from .storage import (DEFAULT_HEARTBEAT, checked_journal, grace_seconds, is_file_storage, make_storage,
                       recover_stale, requeue_interrupted, running_numbers)
 
@@ -325,3 +328,22 @@ def buffered(study: optuna.Study, plan: StudyPlan, every: int = FLUSH_EVERY
         yield memory, callback
     finally:
         flush()
+
+
+def spawn_workers(target: Callable[[dict, int], None], settings: dict, workers: int) -> None:
+    """Run target(settings, i) in `workers` fresh processes and wait for all of them."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=target, args=(settings, i)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        raise
+    bad = [p.exitcode for p in procs if p.exitcode]
+    if bad:
+        raise StudyError(f"{len(bad)} worker(s) exited with an error (codes {bad}); re-run the same "
+                          "command to resume")

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import optuna
 from optuna.trial import TrialState
 
-from .core import StudyPlan, await_stale
+from .core import Status, StudyPlan, await_stale, load_for_worker, set_attrs
 
 PRESENT = (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
 
@@ -62,3 +62,24 @@ def drain_queue(study: optuna.Study, plan: StudyPlan, objective: Callable[[optun
         study.optimize(objective, callbacks=[_stop_when_queue_empty], catch=catch, timeout=left)
         if not await_stale(study, plan):  # a dead worker's trial is run here once found stale
             return
+
+
+def queued_unit(trial: optuna.Trial, key: str, param: str, units: int) -> int:
+    """The planned unit `trial` was enqueued for (its fixed `param`). A trial that was not
+    enqueued -- a worker asked for work after another took the last unit -- is marked surplus,
+    stops its worker's loop and is pruned, so it is never counted as work done."""
+    if key not in trial.user_attrs:
+        set_attrs(trial, status=Status.SURPLUS)
+        trial.study.stop()
+        raise optuna.TrialPruned()
+    return trial.suggest_categorical(param, list(range(units)))
+
+
+def queue_worker(plan: StudyPlan, worker: int, seed: int, make_runner: Callable[[], Callable[[optuna.Trial], Any]],
+                 catch: tuple, timeout: Optional[float] = None) -> None:
+    """One worker of a planned study: nothing when no unit waits, else `drain_queue` with the
+    objective `make_runner()` builds (built only then: it loads the data)."""
+    study = load_for_worker(plan, optuna.samplers.RandomSampler(seed=seed + 7919 * worker))
+    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return
+    drain_queue(study, plan, make_runner(), catch, timeout)

@@ -10,7 +10,8 @@ from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from .rundir import StudyError, read_pinned
+from ..errors import StudyError
+from ..runfolder.pinned import read_pinned
 
 DEFAULT_JOURNAL = "study.journal"
 STUDY_KEY = "study"  # the study's name, recorded in the pinned settings beside them

@@ -29,7 +29,8 @@ from ..progress import fmt_seconds
 from ..recipe import Recipe
 from ..search.space import SearchSpace
 from ..train.augment import Normalize, augment_epoch
-from ..train.checkpoint import data_fingerprint, save_atomic
+from ..runfolder.fingerprint import data_fingerprint
+from ..train.checkpoint import save_atomic
 from ..train.optim import lr_schedule, param_groups
 from ..train.runtime import Runtime, configure, resolve_device, use_channels_last
 from .judge import judge_inputs, judge_loaded, load_state

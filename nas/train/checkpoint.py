@@ -16,43 +16,13 @@ from typing import Any, Optional
 import torch
 
 from ..atomic import replace_atomically, write_text
-from ..errors import NasError
+from ..errors import TrainError
+from ..runfolder.fingerprint import fingerprint_difference
+from ..runfolder.runs import CHECKPOINT, occupied
 from ..recipe import Recipe
 from ..spec import ArchSpec, SpecError
 
-CHECKPOINT = "checkpoint.pt"
 FORMAT = 2
-
-
-class TrainError(NasError):
-    """A run that cannot start or continue (bad resume, out of memory, ...)."""
-
-
-def data_fingerprint(dataset: Any) -> dict[str, Any]:
-    """What identifies the data a run saw: name, source, classes, split sizes, resolution."""
-    return {"name": dataset.name, "source": str(dataset.source), "num_classes": dataset.num_classes,
-            "resolution": dataset.resolution,
-            "sizes": [len(dataset.train), len(dataset.val), len(dataset.test)]}
-
-
-def run_fingerprint(spec: ArchSpec, recipe: Recipe, dataset: Any) -> dict[str, Any]:
-    """Spec, recipe (with its seed) and data of a run: reuse a result only on an exact match."""
-    return {"spec": spec.to_dict(), "recipe": recipe.to_dict(), "data": data_fingerprint(dataset)}
-
-
-def fingerprint_difference(saved: dict, wanted: dict) -> Optional[str]:
-    """The first part of two fingerprints that differs, in words, or None when they match.
-    Parts an older `saved` lacks (checkpoints before the data was recorded) are not compared;
-    an empty `saved` (a result from before fingerprints) never matches."""
-    if not saved:
-        return "made before runs recorded their configuration, so it cannot be matched"
-    wanted = {k: v for k, v in wanted.items() if k in saved}
-    for part in ("spec", "recipe", "data"):
-        before, now = saved.get(part) or {}, wanted.get(part) or {}
-        if before != now:
-            keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-            return f"{part} differs ({', '.join(keys[:4])})"
-    return None
 
 
 def checkpoint_fingerprint(state: dict) -> dict:
@@ -63,12 +33,6 @@ def checkpoint_fingerprint(state: dict) -> dict:
 def save_atomic(obj: Any, path: Path) -> None:
     """torch.save written atomically (checkpoint.pt)."""
     replace_atomically(path, lambda f: torch.save(obj, f))
-
-
-def occupied(out: Path) -> TrainError:
-    """The refusal of a fresh run into a folder that already holds one."""
-    return TrainError(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
-                      "--force to start over in a fresh sub-folder, or choose another --out")
 
 
 def write_metrics(out_dir: Path, history: list[dict]) -> None:

@@ -26,8 +26,9 @@ from ..atomic import write_text
 from ..recipe import Recipe
 from ..spec import ArchSpec
 from .augment import Normalize, augment_epoch
-from .checkpoint import (CHECKPOINT, FORMAT, TrainError, load_checkpoint, prepare_out_dir,
-                         run_fingerprint, save_atomic, write_metrics)
+from ..runfolder.fingerprint import run_fingerprint
+from .checkpoint import (CHECKPOINT, FORMAT, TrainError, load_checkpoint, prepare_out_dir, save_atomic,
+                         write_metrics)
 from .evaluation import evaluate, evaluate_outcomes
 from .optim import WeightEMA, lr_schedule, make_optimizer
 from .runtime import Runtime, amp_dtype, configure, resolve_device, use_channels_last

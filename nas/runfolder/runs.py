@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from .checkpoint import (CHECKPOINT, TrainError, checkpoint_fingerprint, fingerprint_difference, occupied,
-                         read_checkpoint)
+from ..errors import FolderRefused
+from .fingerprint import fingerprint_difference
 
+CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
 RERUN = re.compile(r"run-(\d+)")
 FORCED_MARK = ".nas-forced"  # an empty file in every OUT/run-N that --force made
@@ -43,10 +44,11 @@ def saved_fingerprint(folder: Path) -> Optional[dict]:
         try:
             saved = json.loads(result.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise TrainError(f"{result} is not readable JSON; move that run folder away, or choose "
+            raise FolderRefused(f"{result} is not readable JSON; move that run folder away, or choose "
                              "another --out") from None
         return saved.get("fingerprint") or {}
     if (folder / CHECKPOINT).is_file():
+        from ..train.checkpoint import checkpoint_fingerprint, read_checkpoint  # torch, only for a checkpoint
         return checkpoint_fingerprint(read_checkpoint(folder / CHECKPOINT, mmap=True))
     return None
 
@@ -99,12 +101,18 @@ def mark_forced(folder: Path) -> None:
     (folder / FORCED_MARK).touch()
 
 
-def refusal(conflict: str, out: Path, force_hint: bool = True) -> TrainError:
+def refusal(conflict: str, out: Path, force_hint: bool = True) -> FolderRefused:
     """The one-line refusal of a command whose runs do not fit `out`."""
     fix = (f"pass --force to start this one over in a fresh sub-folder ({out}/run-N), "
            if force_hint else "")
-    return TrainError(f"{conflict}; run the same spec, recipe and data to reuse it, {fix}or choose "
+    return FolderRefused(f"{conflict}; run the same spec, recipe and data to reuse it, {fix}or choose "
                       "another --out")
+
+
+def occupied(out: Path) -> FolderRefused:
+    """The refusal of a fresh run into a folder that already holds one."""
+    return FolderRefused(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
+                      "--force to start over in a fresh sub-folder, or choose another --out")
 
 
 def choose_out(out: Path, fit: FitOf, force: bool) -> Path:

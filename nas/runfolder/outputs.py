@@ -12,12 +12,12 @@ import shutil
 from pathlib import Path
 from typing import Mapping, Optional
 
-from .atomic import write_text
-from .errors import NasError
-from .study.rundir import RunLock
+from ..atomic import write_text
+from ..errors import FolderRefused
+from .lock import RunLock
 
 
-class OutputClash(NasError):
+class OutputClash(FolderRefused):
     """The output folder holds other outputs under the names a command writes."""
 
 

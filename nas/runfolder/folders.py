@@ -6,10 +6,10 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ..study import RunLock, check_unlocked
+from .lock import RunLock, check_unlocked
 
 if TYPE_CHECKING:
-    from ..train.runfolder import FitOf
+    from .runs import FitOf
 
 
 @contextlib.contextmanager
@@ -18,7 +18,7 @@ def run_folder(out: Path, fit: "FitOf", force: bool) -> Iterator[Path]:
     --force a fresh --out/run-N when --out holds runs of another configuration (an earlier
     forced run of the same command is found again). Refusals come before anything is written;
     a forced folder is locked too, so `--out OUT/run-N` from elsewhere waits its turn."""
-    from ..train.runfolder import choose_out
+    from .runs import choose_out
 
     check_unlocked(out)  # another process may be writing the run files read below
     chosen = choose_out(out, fit, force)
@@ -32,7 +32,7 @@ def run_folder(out: Path, fit: "FitOf", force: bool) -> Iterator[Path]:
 def locked_folders(out: Path, chosen: Path) -> Iterator[None]:
     """Lock --out and, when a command writes into a sub-folder of it, that folder as well
     (made and marked as forced when it is new)."""
-    from ..train.runfolder import mark_forced
+    from .runs import mark_forced
 
     with RunLock(out), contextlib.ExitStack() as stack:
         if chosen != out:
