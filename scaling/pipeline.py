@@ -86,8 +86,9 @@ class PipelineConfig(StudySettings, DataSettings):
     latency_source: str = "measured"
     latency_table: Optional[str] = None
     latency_stat: str = "median"
+    budget_draws: int = 256  # the search's hard-budget redraws (nas.search.budget_sampler)
 
-    RESUMABLE = ("device", "data_dir", "workers", "download", "timeout", "heartbeat")
+    RESUMABLE = ("device", "data_dir", "workers", "download", "timeout", "heartbeat", "budget_draws")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (what is pinned in pipeline.yaml)."""
@@ -193,7 +194,8 @@ class Pipeline:
                             evaluator=c.evaluator, prefilter=c.prefilter, prefilter_trials=c.prefilter_trials,
                             cost=c.cost, target=c.target, latency_device=c.latency_device,
                             latency_batch=c.latency_batch, latency_source=c.latency_source,
-                            latency_table=c.latency_table, latency_stat=c.latency_stat, **shared_settings(c))
+                            latency_table=c.latency_table, latency_stat=c.latency_stat,
+                            budget_draws=c.budget_draws, **shared_settings(c))
 
     def _grid_config(self) -> GridConfig:
         c = self.config

@@ -113,7 +113,9 @@ def test_rdb_study_requeues_a_dead_workers_trial_by_its_heartbeat(tmp_path, post
                     "its last heartbeat", "re-queued interrupted trial(s) #1"]
     started = time.monotonic()
     assert await_stale(study, plan, poll=0.2, timeout=60)  # found stale by a live worker, queued again
-    assert 2 < time.monotonic() - started < 15
+    # not before its grace ran out (it was left RUNNING above); how long after the open is up to
+    # how long the dying worker took to start, so only an upper bound is asserted
+    assert time.monotonic() - started < 15
     retry = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING
              and 0 in optuna_retries(t)]
     assert len(retry) == 1 and retry[0].params == {"x": 2} and retry[0].user_attrs["grid_point"] == 2

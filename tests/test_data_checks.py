@@ -102,14 +102,15 @@ def test_scale_study_refuses_data_below_its_grown_nets_and_warns_once_per_size(t
 # nas pipeline -------------------------------------------------------------------------------
 
 def cheap_pipeline(space: str, out: Path, *extra: str) -> list[str]:
-    """A real pipeline that trains nothing: without baselines, in hard mode at the space's smallest
-    MACs the first (sampled) candidate is rejected untrained, and the timeout then stops the search
-    step."""
+    """A real pipeline that trains nothing: without baselines and without redraws, in hard mode at
+    the space's smallest MACs the first (sampled) candidate is rejected untrained, and the timeout
+    then stops the search step."""
     from nas.search.space import load_space
 
     low, _ = load_space(space).macs_range(10)
     return ["pipeline", "--space", space, *DIGITS, "--objective", "hard", "--target-macs", str(low),
-            "--baselines", "none", "--trials", "1", "--timeout", "0.001", "--recipe", "smoke", "--out", str(out), *extra]
+            "--baselines", "none", "--budget-draws", "0", "--trials", "1", "--timeout", "0.001", "--recipe", "smoke",
+            "--out", str(out), *extra]
 
 
 def test_pipeline_refuses_data_below_the_space_before_its_lock_and_warns_once(tmp_path, space40, capsys):

@@ -119,9 +119,11 @@ def test_data_resolution_below_the_spec_is_refused(tmp_path, spec_file, capsys):
 
 
 def test_search_without_a_best_does_not_name_best_yaml(tmp_path, capsys):
-    # hard mode at the space's smallest MACs: the first (sampled) trial is rejected, and the timeout stops the run
+    # hard mode at the space's smallest MACs without redraws: the first (sampled) trial is rejected, and the
+    # timeout stops the run
     out = tmp_path / "nobest"
     assert main(SEARCH + ["--objective", "hard", "--target-macs", "329344", "--baselines", "none", "--trials", "1",
+                          "--budget-draws", "0",
                           "--timeout", "0.001", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "no candidate finished training" in printed

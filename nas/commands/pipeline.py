@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="search -> grid -> emission -> training -> report, resumable")
     add(p, "space", "dataset", "data_dir", "download", *COST_OPTIONS, "trials", "baselines", "objective",
         "sampler", "seed", "recipe", "resolution_multiple", "workers", "device", "out")
-    add(p, "evaluator", "prefilter", "prefilter_trials")
+    add(p, "evaluator", "prefilter", "prefilter_trials", "budget_draws")
     p.add_argument("--supernet", metavar="DIR",
                    help="search with this trained supernet (`nas supernet train`): the same as "
                         "--evaluator supernet:DIR, each candidate judged in seconds by inherited weights")
@@ -65,19 +65,20 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     from ..errors import NasError
 
+    evaluator = args.evaluator
     if args.supernet:
         if args.evaluator:
             raise NasError(f"--supernet {args.supernet} and --evaluator {args.evaluator} both choose how the search "
                            "judges candidates; give one")
-        args.evaluator = f"supernet:{args.supernet}"
+        evaluator = f"supernet:{args.supernet}"
     targets = tuple(parse_targets(args.study_targets)) if args.study_targets else ()
     older_pick = args.fidelity_top is not None or args.fidelity_random is not None
     fidelity = (dict(fidelity_top=args.fidelity_top or 0, fidelity_random=args.fidelity_random or 0,
                      fidelity_candidates=0) if older_pick else
                 dict(fidelity_top=PipelineConfig.fidelity_top, fidelity_random=PipelineConfig.fidelity_random))
     config = config_from(PipelineConfig, args, phis=tuple(parse_phis(args.phi)),
-                         grid_closest=args.grid_closest or None, study_targets=targets, **cost_fields(args),
-                         **fidelity)
+                         grid_closest=args.grid_closest or None, study_targets=targets, evaluator=evaluator,
+                         **cost_fields(args), **fidelity)
     report = Pipeline(config).run()
     if report is None:  # a step stopped at --timeout; it said so
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..settings import DataRequest
 from .common import DATA, add_recipe_args, add_runtime_args, dataset_from_args, recipe_from_args, runtime_from_args
 from .options import POSITIVE_INT, add
 
@@ -68,9 +69,9 @@ def _loaded(args: argparse.Namespace):
     from ..supernet.judge import load_supernet
 
     loaded = load_supernet(args.supernet, args.device)  # auto: the GPU when there is one
-    if args.dataset is None:
-        args.dataset = loaded.meta["dataset"]
-    dataset = dataset_from_args(args, resolution=loaded.space.base.resolution)
+    request = DataRequest(args.dataset or loaded.meta["dataset"], args.data_dir, args.data_resolution,
+                          args.val_fraction, args.download)
+    dataset = request.load(loaded.space.base.resolution)
     loaded.check_data(dataset)
     return loaded, dataset
 

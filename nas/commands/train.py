@@ -10,6 +10,7 @@ from typing import Optional
 from ..data import dataset_name
 from ..errors import Interrupted, NasError
 from ..presets import resolve_spec
+from ..settings import DataRequest
 from ..study import check_unlocked
 from ..train import CHECKPOINT, evaluate_checkpoint, load_checkpoint, train
 from ..runfolder.fingerprint import run_fingerprint
@@ -109,36 +110,38 @@ def interrupted_line(folder: Path, out: Path, resumed: bool) -> str:
 SPLITS = ("train", "val", "test")
 
 
-def fill_data_args_from_run(args: argparse.Namespace, saved: dict, val_fraction: Optional[float]) -> bool:
-    """Fill --dataset, --data-dir, --data-resolution and --val-fraction that were not given
-    from what the run recorded (its data fingerprint), so `nas eval DIR` evaluates on the
-    run's own data, decoded as it was. Returns True when the validation share had to be
-    guessed from the split sizes (checkpoints that do not record it)."""
+def data_request_from_run(args: argparse.Namespace, saved: dict,
+                          val_fraction: Optional[float]) -> tuple[DataRequest, bool]:
+    """The data `nas eval DIR` evaluates on: the options given, and for those left out what the
+    run recorded (its data fingerprint), so a run is evaluated on its own data, decoded as it
+    was. Also whether the validation share had to be guessed from the split sizes (checkpoints
+    that do not record it)."""
     source = saved.get("source")
-    if args.dataset is None:
-        args.dataset = saved.get("name")
-        if args.dataset is None:
+    dataset = args.dataset
+    if dataset is None:
+        dataset = saved.get("name")
+        if dataset is None:
             raise NasError(f"{args.checkpoint} does not record its data set (an older or converted "
                            "checkpoint); pass --dataset")
-        if args.dataset.startswith("imagefolder:"):  # the name keeps the folder's name only
+        if dataset.startswith("imagefolder:"):  # the name keeps the folder's name only
             if not (source and Path(source).is_dir()):
                 raise NasError(f"{args.checkpoint} was trained on the image folder {source}, which is "
                                "not here; pass --dataset imagefolder:PATH")
-            args.dataset = f"imagefolder:{source}"
-    elif saved.get("name") not in (None, dataset_name(args.dataset)):  # before loading it
-        raise NasError(f"{args.checkpoint} was trained on {saved['name']}, not {args.dataset}; leave "
+            dataset = f"imagefolder:{source}"
+    elif saved.get("name") not in (None, dataset_name(dataset)):  # before loading it
+        raise NasError(f"{args.checkpoint} was trained on {saved['name']}, not {dataset}; leave "
                        "--dataset out (the run knows its data) or fine-tune first (nas train --init)")
-    if (args.data_dir is None and args.dataset == saved.get("name") == "cifar10" and source
-            and Path(source).exists()):
-        args.data_dir = source
-    if args.data_resolution is None and dataset_name(args.dataset) == saved.get("name"):
-        args.data_resolution = saved.get("resolution")
+    data_dir = args.data_dir
+    if data_dir is None and dataset == saved.get("name") == "cifar10" and source and Path(source).exists():
+        data_dir = source
+    resolution = args.data_resolution
+    if resolution is None and dataset_name(dataset) == saved.get("name"):
+        resolution = saved.get("resolution")
     sizes = saved.get("sizes")
-    if args.val_fraction is not None or val_fraction is not None:
-        args.val_fraction = args.val_fraction or val_fraction
-        return False
-    args.val_fraction = round(sizes[1] / (sizes[0] + sizes[1]), 3) if sizes else 0.1
-    return True
+    guessed = args.val_fraction is None and val_fraction is None
+    share = (args.val_fraction or val_fraction if not guessed
+             else round(sizes[1] / (sizes[0] + sizes[1]), 3) if sizes else 0.1)
+    return DataRequest(dataset, data_dir, resolution, share, args.download), guessed
 
 
 def check_split_as_trained(saved: dict, dataset, split: str, checkpoint: str, guessed: bool) -> None:
@@ -172,8 +175,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Run `nas eval`."""
     spec, state = load_checkpoint(args.checkpoint)
     saved = (state.get("fingerprint") or {}).get("data") or {}
-    guessed = fill_data_args_from_run(args, saved, state.get("val_fraction"))
-    dataset = dataset_from_args(args, resolution=spec.resolution)
+    request, guessed = data_request_from_run(args, saved, state.get("val_fraction"))
+    dataset = request.load(spec.resolution)
     check_split_as_trained(saved, dataset, args.split, args.checkpoint, guessed)
     report = evaluate_checkpoint(args.checkpoint, dataset, args.split, args.device)
     print(json.dumps(report) if args.json else

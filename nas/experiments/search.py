@@ -10,7 +10,7 @@ from typing import Any, Optional
 from ..search.engine import SearchConfig, check_search, search_locked
 from ..search.baselines import with_pinned_mode
 from ..search.report import SAMPLED_FILE, cost_line, write_outputs
-from ..search.space import load_space
+from ..search.space import SearchSpace, load_space
 from . import Log, Trainer
 
 
@@ -21,21 +21,23 @@ class SearchExperiment:
     config: SearchConfig
     what: str = "search"
     summary: Optional[dict] = None
+    space: Optional[SearchSpace] = None  # loaded once, in `check`
 
     def check(self, log: Log = print) -> None:
         """The pinned baseline mode of an earlier run read back; target, evaluators, data size and
         the baselines' memory checked (nas.search.engine.check_search) before any lock."""
         self.config = with_pinned_mode(self.config, log)
-        check_search(self.config, load_space(self.config.space))
+        self.space = load_space(self.config.space)
+        check_search(self.config, self.space)
 
     def run(self, trainer: Optional[Trainer], log: Log = print) -> Any:
         """The study, after its workers stop (trials done, --timeout or the non-training cap)."""
-        return search_locked(self.config, log, trainer)
+        return search_locked(self.config, log, trainer, self.space)
 
     def report(self, study: Any, log: Log = print) -> Path:
         """Every output file, and the best candidate and the search's cost in a few lines."""
         out = Path(self.config.out)
-        self.summary = write_outputs(study, self.config, load_space(self.config.space))
+        self.summary = write_outputs(study, self.config, self.space or load_space(self.config.space))
         best = self.summary["best"]
         if best:
             kind = f" (baseline {best['baseline']})" if best["baseline"] else ""

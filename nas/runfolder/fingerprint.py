@@ -35,3 +35,8 @@ def fingerprint_difference(saved: dict, wanted: dict) -> Optional[str]:
             keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             return f"{part} differs ({', '.join(keys[:4])})"
     return None
+
+
+def checkpoint_fingerprint(state: dict) -> dict:
+    """The fingerprint a checkpoint records (older ones: their spec and recipe)."""
+    return state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}

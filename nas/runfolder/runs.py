@@ -11,18 +11,13 @@ and nothing in OUT is touched. The same command run again finds its forced folde
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from ..errors import FolderRefused
+from .files import CHECKPOINT, FORCED_MARK, RESULT, RERUN, occupied, refusal  # noqa: F401 (RESULT re-exported)
 from .fingerprint import fingerprint_difference
-
-CHECKPOINT = "checkpoint.pt"
-RESULT = "result.json"
-RERUN = re.compile(r"run-(\d+)")
-FORCED_MARK = ".nas-forced"  # an empty file in every OUT/run-N that --force made
 
 
 @dataclass(frozen=True)
@@ -48,7 +43,8 @@ def saved_fingerprint(folder: Path) -> Optional[dict]:
                              "another --out") from None
         return saved.get("fingerprint") or {}
     if (folder / CHECKPOINT).is_file():
-        from ..train.checkpoint import checkpoint_fingerprint, read_checkpoint  # torch, only for a checkpoint
+        from ..train.checkpoint import read_checkpoint  # torch, only for a checkpoint
+        from .fingerprint import checkpoint_fingerprint
         return checkpoint_fingerprint(read_checkpoint(folder / CHECKPOINT, mmap=True))
     return None
 
@@ -99,20 +95,6 @@ def mark_forced(folder: Path) -> None:
     """Make `folder` (a fresh OUT/run-N) and mark it as made by --force."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FORCED_MARK).touch()
-
-
-def refusal(conflict: str, out: Path, force_hint: bool = True) -> FolderRefused:
-    """The one-line refusal of a command whose runs do not fit `out`."""
-    fix = (f"pass --force to start this one over in a fresh sub-folder ({out}/run-N), "
-           if force_hint else "")
-    return FolderRefused(f"{conflict}; run the same spec, recipe and data to reuse it, {fix}or choose "
-                      "another --out")
-
-
-def occupied(out: Path) -> FolderRefused:
-    """The refusal of a fresh run into a folder that already holds one."""
-    return FolderRefused(f"{out} already holds a run ({CHECKPOINT}); pass --resume to continue it, "
-                      "--force to start over in a fresh sub-folder, or choose another --out")
 
 
 def choose_out(out: Path, fit: FitOf, force: bool) -> Path:

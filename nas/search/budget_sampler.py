@@ -7,8 +7,10 @@ only "not here". `BudgetAwareSampler` wraps any Optuna sampler: it takes the inn
 proposal for every choice of the space at once and, when that net's cost is over the budget,
 repairs it with cheap draws near the proposal (each choice redrawn at random with a
 probability that grows from 1/8 to 1 over the attempts, so the last attempts are plain random
-draws). The first draw within budget becomes the trial's params, so the study only holds
-candidates that can be judged, and the sampler learns from what it stores (the repaired net).
+draws); when none fits (a budget near the space's smallest net), the cheapest draw is shrunk,
+one choice at a time set to its cheapest value, until it does. The first net within budget
+becomes the trial's params, so the study only holds candidates that can be judged, and the
+sampler learns from what it stores (the repaired net).
 
 Only the cost's own `of(spec)` is called, so the cost must be cheap: MACs and params are
 analytic (~30 µs a net); a latency measured on a device is not wrapped (see `wants_budget_sampler`).

@@ -327,9 +327,10 @@ def _params_cost(space: SearchSpace, cost: Cost, num_classes: int) -> Callable[[
 
 
 def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = print,
-               trainer: Optional[Callable[..., Any]] = None) -> None:
-    """Run trials until the study holds `config.trials` trained candidates, training with `trainer`."""
-    space = load_space(config.space)
+               trainer: Optional[Callable[..., Any]] = None, space: Optional[SearchSpace] = None) -> None:
+    """Run trials until the study holds `config.trials` trained candidates, training with `trainer`
+    (`space`: the loaded `config.space`, when the caller has it)."""
+    space = space or load_space(config.space)
     objective = config.objective_fn()
     plan = config.plan()
     existing = len(load_for_worker(plan, optuna.samplers.RandomSampler()).trials)
@@ -366,9 +367,10 @@ def _worker_process(config_dict: dict, worker: int, trainer: Optional[Callable[.
         run_worker(SearchConfig(**config_dict), worker, trainer=trainer)
 
 
-def prepare(config: SearchConfig, log: Callable[[str], None] = print) -> optuna.Study:
+def prepare(config: SearchConfig, log: Callable[[str], None] = print,
+            space: Optional[SearchSpace] = None) -> optuna.Study:
     """Check the config against the space and any earlier run; create or load the study."""
-    space = load_space(config.space)
+    space = space or load_space(config.space)
     objective = config.objective_fn()
     dataset = load_dataset(config.dataset, data_dir=config.data_dir,
                            resolution=config.data_resolution or space.base.resolution,
@@ -453,10 +455,10 @@ def run_search(config: SearchConfig, log: Callable[[str], None] = print,
 
 
 def search_locked(config: SearchConfig, log: Callable[[str], None] = print,
-                  trainer: Optional[Callable[..., Any]] = None) -> optuna.Study:
+                  trainer: Optional[Callable[..., Any]] = None, space: Optional[SearchSpace] = None) -> optuna.Study:
     """The search after its checks: the folder's lock, the study, the workers."""
     with locked(config.plan()):
-        study = prepare(config, log)
+        study = prepare(config, log, space)
         worker = _worker_process if trainer is None else functools.partial(_worker_process, trainer=trainer)
-        run_workers(worker, config.to_dict(), config.workers, lambda: run_worker(config, 0, log, trainer))
+        run_workers(worker, config.to_dict(), config.workers, lambda: run_worker(config, 0, log, trainer, space))
     return study

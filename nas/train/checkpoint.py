@@ -17,17 +17,12 @@ import torch
 
 from ..atomic import replace_atomically, write_text
 from ..errors import TrainError
-from ..runfolder.fingerprint import fingerprint_difference
-from ..runfolder.runs import CHECKPOINT, occupied
+from ..runfolder.files import CHECKPOINT, occupied
+from ..runfolder.fingerprint import checkpoint_fingerprint, fingerprint_difference
 from ..recipe import Recipe
 from ..spec import ArchSpec, SpecError
 
 FORMAT = 2
-
-
-def checkpoint_fingerprint(state: dict) -> dict:
-    """The fingerprint a checkpoint records (older ones: their spec and recipe)."""
-    return state.get("fingerprint") or {"spec": state["spec"], "recipe": state.get("recipe")}
 
 
 def save_atomic(obj: Any, path: Path) -> None:
