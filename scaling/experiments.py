@@ -21,7 +21,6 @@ class GridExperiment:
     `chosen` (the coefficients, or None when no point finished) is set by `report`."""
 
     config: GridConfig
-    what: str = "grid"
     chosen: Optional[dict] = None
 
     def check(self, log: Log = print) -> None:
@@ -67,7 +66,6 @@ class ScalingStudyExperiment:
     device: str = "auto"
     resolution_multiple: int = 0
     force: bool = False
-    what: str = "scaling study"
     nets: list = field(default_factory=list, init=False)
     dataset: Any = field(default=None, init=False)
 
@@ -88,25 +86,24 @@ class ScalingStudyExperiment:
         self.dataset = self.data.for_nets(specs, dataset)
 
     def run(self, trainer: Optional[Trainer], log: Log = print) -> tuple[Path, Any]:
-        """(the folder written into, one row per (net, seed)) under the folder's lock."""
+        """(the folder written into, the study table): trained and written under the folder's lock
+        (runs.csv, study.csv, study.md, study.png)."""
         from nas.compare import fit_of
         from nas.runfolder.folders import run_folder
         from nas.train import Runtime
 
-        from .study import train_study
+        from .study import train_study, write_study
 
         fit = fit_of([(n.spec.name, n.spec) for n in self.nets], self.dataset, self.recipe, self.seeds, "runs")
         with run_folder(Path(self.out), fit, self.force) as out:
             runs = train_study(self.nets, self.dataset, self.recipe, out, self.seeds,
                                Runtime(device=self.device, quiet=True), log, trainer)
-        return out, runs
+            table = write_study(self.nets, runs, self.dataset, self.recipe, out)
+        return out, table
 
     def report(self, result: tuple[Path, Any], log: Log = print) -> Path:
-        """runs.csv, study.csv, study.md (printed) and study.png."""
-        from .study import write_study
-
-        out, runs = result
-        table = write_study(self.nets, runs, self.dataset, self.recipe, out)
+        """study.md printed, and where the outputs are."""
+        out, table = result
         log((out / "study.md").read_text())
         log(f"outputs: {out}/study.csv, study.md, study.png ({len(table)} nets)")
         return out / "study.md"

@@ -29,7 +29,7 @@ from nas.presets import resolve_spec
 from nas.recipe import Recipe, resolve_recipe
 from nas.experiments.search import SearchExperiment
 from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, trained_count
-from nas.search.report import SAMPLED_FILE
+from nas.search.report import SAMPLED_FILE, cost_line
 from nas.search.space import load_space
 from nas.settings import DataSettings, StudySettings, shared_settings
 from nas.spec import ArchSpec
@@ -245,13 +245,14 @@ class Pipeline:
         search = SearchExperiment(self._search_config())
         search.check(self.log)
         study = search.run(None, self.log)
-        search.report(study, self.log)
+        search.report(study, log=lambda _line: None)  # its files; the pipeline says it in its own lines
         config = search.config
         trained, other = trained_count(study)
         if trained < config.trials and other < NON_TRAINING_CAP * config.trials:
             return f"stopped at --timeout with {trained}/{config.trials} candidates trained"
         if search.summary["best"] is None:
             raise SearchError("the search trained no candidate to the end; raise --trials")
+        self.log(cost_line(search.summary["cost"]))
         return None
 
     def _grid(self) -> Optional[str]:
@@ -260,12 +261,16 @@ class Pipeline:
         # the grid decodes its data at its largest point's input (filled in the cache here)
         self._check([base, *(p.spec for p in plan_points(base, grid.config))], resolve_recipe(grid.config.recipe))
         study = grid.run(None, self.log)
-        grid.report(study, self.log)
+        grid.report(study, log=lambda _line: None)  # its files; the pipeline says it in its own lines
         waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         if waiting:
             return f"stopped at --timeout with {waiting} grid point(s) left"
-        if grid.chosen is None:
+        chosen = grid.chosen
+        if chosen is None:
             raise SearchError("the grid trained no point; see grid/grid.csv")
+        self.log(f"chosen coefficients alpha {chosen['alpha']}, beta {chosen['beta']}, gamma "
+                 f"{chosen['gamma']} (val {chosen['val_acc'] * 100:.2f}%, realised MACs ratio "
+                 f"{chosen['realised_ratio']}; {chosen['choice']})")
         return None
 
     def _emit(self) -> None:

@@ -144,3 +144,36 @@ def test_bench_trains_each_planned_run_with_the_trainer_it_is_given(tmp_path):
     assert len(bench) == len(trainer.calls) == 6  # 3 sampled + 2 references, one of them with 2 seeds
     assert sorted(trainer.keys) == sorted(bench["arch"])  # the bench records canonical strings
     assert experiment.summary["runs"] == 6
+
+
+def test_scaling_study_trains_each_net_and_seed_with_the_trainer_it_is_given(tmp_path):
+    from scaling import Coefficients
+    from scaling.experiments import ScalingStudyExperiment
+
+    base = TINY.to_spec(dict(TINY.baselines)["tiny-separable"], 10, "tiny-separable").replace(resolution=16)
+    trainer = CountingTrainer()
+    experiment = ScalingStudyExperiment(base=base, coefficients=Coefficients(1.2, 1.1, 1.15), targets=[2.0],
+                                        data=DIGITS, recipe=resolve_recipe("smoke"), seeds=(0, 1),
+                                        out=tmp_path / "study", device="cpu")
+    assert execute(experiment, trainer, log=lambda _line: None) == tmp_path / "study" / "study.md"
+    study = pd.read_csv(tmp_path / "study" / "study.csv")
+    nets = {n.spec.name for n in experiment.nets}
+    assert set(study["model"]) == nets and set(study["strategy"]) == {"base", "compound", "depth", "width", "resolution"}
+    assert sorted(trainer.calls) == sorted((n, s) for n in nets for s in (0, 1))
+
+
+def test_fidelity_retrains_the_search_candidates_with_the_trainer_it_is_given(tmp_path):
+    from nas.experiments.fidelity import FidelityExperiment
+    from nas.experiments.search import SearchExperiment
+    from nas.fidelity import FidelityPlan
+    from nas.search.engine import SearchConfig
+
+    search = SearchConfig(space="tiny", dataset="digits", target_macs=1_500_000, out=str(tmp_path / "s"),
+                          trials=9, recipe="smoke", device="cpu", pruner="none", baselines="none")
+    execute(SearchExperiment(search), CountingTrainer(), log=lambda _line: None)
+    trainer = CountingTrainer()
+    plan = FidelityPlan(recipe="smoke", seeds=(0,), noise_seeds=0, candidates=8)
+    report = execute(FidelityExperiment(tmp_path / "s", plan, device="cpu"), trainer, log=lambda _line: None)
+    assert report == tmp_path / "s" / "fidelity" / "fidelity.md"
+    table = pd.read_csv(tmp_path / "s" / "fidelity" / "fidelity.csv")
+    assert len(table) == len(trainer.calls) == 8 and {seed for _, seed in trainer.calls} == {0}

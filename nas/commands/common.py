@@ -5,11 +5,8 @@ import argparse
 from typing import Optional
 
 from ..data import Dataset
-from ..data.fit import check_data_resolution, fit_to_data, native_resolution_note  # noqa: F401 (re-exported)
-from ..runfolder.folders import locked_folders, run_folder  # noqa: F401 (re-exported)
 from ..recipe import Recipe, resolve_recipe
 from ..settings import DataRequest
-from ..spec import ArchSpec
 from ..train import Runtime
 from .options import ONE_SEED, add
 
@@ -21,13 +18,6 @@ RECIPE_OVERRIDES = ("epochs", "batch_size", "lr")
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """--dataset, --data-dir, --data-resolution, --val-fraction, --download."""
     add(p, *DATA)
-
-
-def dataset_for_nets(args: argparse.Namespace, nets: list[ArchSpec],
-                     loaded: Optional[Dataset] = None) -> Dataset:
-    """The data set decoded for `nets` (`DataRequest.for_nets`); `loaded` is reused when it
-    already has that size."""
-    return DataRequest.from_args(args).for_nets(nets, loaded)
 
 
 def dataset_from_args(args: argparse.Namespace, resolution: Optional[int] = None) -> Dataset:

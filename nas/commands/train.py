@@ -16,9 +16,10 @@ from ..train import CHECKPOINT, evaluate_checkpoint, load_checkpoint, train
 from ..runfolder.fingerprint import run_fingerprint
 from ..train.memory import check_memory
 from ..runfolder.runs import train_folder
-from .common import (DATA, add_data_args, add_recipe_args, add_runtime_args, check_data_resolution,
-                     dataset_from_args, fit_to_data, locked_folders, native_resolution_note,
-                     recipe_from_args, runtime_from_args)
+from ..data.fit import check_data_resolution, fit_to_data, native_resolution_note
+from ..runfolder.folders import locked_folders
+from .common import (DATA, add_data_args, add_recipe_args, add_runtime_args, dataset_from_args, recipe_from_args,
+                     runtime_from_args)
 from .options import POSITIVE_INT, add
 
 

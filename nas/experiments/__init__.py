@@ -17,9 +17,8 @@ Log = Callable[[str], None]
 
 
 class Experiment(Protocol):
-    """What every many-net command implements (compare, search; see docs/architecture.md)."""
-
-    what: str  # the command's name, for messages
+    """What every many-net command implements: search, compare, fidelity, bench build
+    (nas/experiments/) and the scaling grid and study (scaling/experiments.py)."""
 
     def check(self, log: Log) -> None:
         """Every refusal that needs no training, before a lock is taken or a file written."""

@@ -16,7 +16,6 @@ class BenchExperiment:
     """One benchmark build (its settings: `BenchConfig`); `summary` is set by `report`."""
 
     config: BenchConfig
-    what: str = "benchmark"
     summary: Optional[dict] = None
 
     def check(self, log: Log = print) -> None:

@@ -84,7 +84,6 @@ class CompareExperiment:
     match_by: str = "width"
     as_is: Sequence[str] = ()
     force: bool = False
-    what: str = "compare"
     models: list[tuple[str, ArchSpec, Optional[int]]] = field(default_factory=list, init=False)
     dataset: Any = field(default=None, init=False)
 

@@ -20,7 +20,6 @@ class FidelityExperiment:
     out: Optional[Path] = None
     device: str = "auto"
     force: bool = False
-    what: str = "fidelity"
     inputs: Any = field(default=None, init=False)
 
     def check(self, log: Log = print) -> None:

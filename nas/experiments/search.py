@@ -19,7 +19,6 @@ class SearchExperiment:
     """One search (its settings: `SearchConfig`); `summary` is set by `report`."""
 
     config: SearchConfig
-    what: str = "search"
     summary: Optional[dict] = None
     space: Optional[SearchSpace] = None  # loaded once, in `check`
 

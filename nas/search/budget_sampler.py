@@ -73,7 +73,7 @@ class BudgetAwareSampler(optuna.samplers.BaseSampler):
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        # an enqueued trial (a baseline) is drawn for too, but Optuna gives its fixed params precedence
+        # a trial enqueued with some params fixed is drawn for too; Optuna gives those precedence
         proposal = self._propose(study, trial)
         chosen, draws = self.repair(proposal)
         self.draws.append(draws)
@@ -95,7 +95,8 @@ class BudgetAwareSampler(optuna.samplers.BaseSampler):
         """The inner sampler's values for every choice: its relative ones (NSGA-II's crossover),
         then its independent ones (TPE's, random) for the rest."""
         relative = self.inner.infer_relative_search_space(study, trial)
-        params = dict(self.inner.sample_relative(study, trial, relative)) if relative else {}
+        # called even with an empty space: NSGA-II stamps the trial's generation there
+        params = dict(self.inner.sample_relative(study, trial, relative))
         for name, dist in self.distributions.items():
             if name not in params:
                 params[name] = self.inner.sample_independent(study, trial, name, dist)

@@ -333,9 +333,11 @@ def run_worker(config: SearchConfig, worker: int, log: Callable[[str], None] = p
     space = space or load_space(config.space)
     objective = config.objective_fn()
     plan = config.plan()
-    existing = len(load_for_worker(plan, optuna.samplers.RandomSampler()).trials)
+    first = load_for_worker(plan, optuna.samplers.RandomSampler())
+    if trained_count(first)[0] >= config.trials:
+        return  # done: nothing to load (the data, an evaluator's supernet)
     # a fresh seed stream per worker and per resumed session: no repeated random draws
-    seed = config.seed + 7919 * worker + 104729 * existing
+    seed = config.seed + 7919 * worker + 104729 * len(first.trials)
     runner = TrialRunner(config, space, worker, log, trainer)
     sampler = make_sampler(config.sampler, seed, objective.mode == "pareto")
     if wants_budget_sampler(config, objective):
