@@ -395,7 +395,9 @@ def _kill_a_worker_mid_trial(proc, out: Path, storage) -> tuple[int, dict]:
         running = [t for t in trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs]
         workers = _spawned_workers(proc.pid)  # in spawn order: worker i is workers[i]
         if done and len(running) >= 2 and len(workers) == 3:
-            victim = running[0]
+            # the trial started last: the most of its epochs left, so it cannot finish between this
+            # read of the study and the kill (the oldest running one might, on a loaded machine)
+            victim = max(running, key=lambda t: t.datetime_start)
             os.kill(workers[victim.user_attrs["worker"]], signal.SIGKILL)
             return victim.number, {t.number: (t.user_attrs["arch"], t.value) for t in done}
     _, err = proc.communicate(timeout=60)
