@@ -58,6 +58,7 @@ class BudgetAwareSampler(optuna.samplers.BaseSampler):
                  seed: Optional[int] = None) -> None:
         self.inner, self.cost, self.budget, self.attempts = inner, cost, float(budget), attempts
         self.distributions = space_distributions(space)
+        self.names = list(self.distributions)
         self._rng = np.random.default_rng(seed)
         self.draws: list[int] = []  # draws each sampled trial took (1: the proposal fitted)
         self.shrunk = 0  # samples that fitted only once shrunk
@@ -75,9 +76,9 @@ class BudgetAwareSampler(optuna.samplers.BaseSampler):
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         # a trial enqueued with some params fixed is drawn for too; Optuna gives those precedence
         proposal = self._propose(study, trial)
-        chosen, draws = self.repair(proposal)
+        chosen, draws, cost = self.repair(proposal)
         self.draws.append(draws)
-        self.unfit += self.cost(chosen) > self.budget
+        self.unfit += cost > self.budget
         return chosen
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
@@ -102,36 +103,35 @@ class BudgetAwareSampler(optuna.samplers.BaseSampler):
                 params[name] = self.inner.sample_independent(study, trial, name, dist)
         return params
 
-    def repair(self, proposal: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """(params within budget, draws taken): the proposal if it fits, else the first repair
-        draw that does, else the cheapest draw seen, shrunk (`shrink`)."""
+    def repair(self, proposal: dict[str, Any]) -> tuple[dict[str, Any], int, float]:
+        """(params, draws taken, their cost): the proposal if it fits, else the first repair draw
+        that does, else the cheapest draw seen, shrunk (`shrink`)."""
         best, best_cost = proposal, self.cost(proposal)
         if best_cost <= self.budget:
-            return proposal, 1
-        names = list(self.distributions)
+            return proposal, 1, best_cost
         for attempt in range(1, self.attempts + 1):
             p_redraw = min(1.0, 0.125 + attempt / self.attempts)
             draw = dict(proposal)
-            for name in names:
+            for name in self.names:
                 if self._rng.random() < p_redraw:
                     choices = self.distributions[name].choices
                     draw[name] = choices[int(self._rng.integers(len(choices)))]
             cost = self.cost(draw)
             if cost <= self.budget:
-                return draw, attempt + 1
+                return draw, attempt + 1, cost
             if cost < best_cost:
                 best, best_cost = draw, cost
-        shrunk = self.shrink(best, best_cost)
-        self.shrunk += self.cost(shrunk) <= self.budget
-        return shrunk, self.attempts + 1
+        shrunk, cost = self.shrink(best, best_cost)
+        self.shrunk += cost <= self.budget
+        return shrunk, self.attempts + 1, cost
 
-    def shrink(self, params: dict[str, Any], cost: float) -> dict[str, Any]:
+    def shrink(self, params: dict[str, Any], cost: float) -> tuple[dict[str, Any], float]:
         """The cheapest draw made to fit when random redraws did not (a budget near the space's
         smallest net): choices in random order, each set to its cheapest value, until it fits;
-        if even that does not, the cheapest net found (the search rejects it)."""
+        if even that does not, the cheapest net found (the search rejects it). Returns it and its cost."""
         params = dict(params)
-        for index in self._rng.permutation(len(self.distributions)):
-            name = list(self.distributions)[int(index)]
+        for index in self._rng.permutation(len(self.names)):
+            name = self.names[int(index)]
             options = [{**params, name: value} for value in self.distributions[name].choices]
             costs = [self.cost(option) for option in options]
             cheapest = int(np.argmin(costs))
@@ -139,14 +139,12 @@ class BudgetAwareSampler(optuna.samplers.BaseSampler):
                 params, cost = options[cheapest], costs[cheapest]
             if cost <= self.budget:
                 break
-        return params
+        return params, cost
 
     def summary(self) -> str:
         """One line: how many samples fitted the budget as proposed, after redraws, or not at all."""
-        n = len(self.draws)
+        n, failed, shrunk = len(self.draws), self.unfit, self.shrunk
         first = sum(d == 1 for d in self.draws)
-        failed = self.unfit
-        shrunk = self.shrunk
         return (f"budget-aware sampling: {n} samples, {first} within budget as proposed, "
                 f"{n - first - shrunk - failed} after redraws (mean {sum(self.draws) / n:.1f} draws), "
                 f"{shrunk} shrunk after {self.attempts} redraws, {failed} still over budget")
