@@ -37,6 +37,7 @@ from .matching import MATCH_TOLERANCE
 from .single import DIMENSIONS, scale_single
 
 STRATEGIES = ("compound", *DIMENSIONS)
+NEAR_TARGET = 0.25  # a compound net over 25 % off the MACs target does not stand for it
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,16 @@ def _worst_gap(realised: float, singles: list) -> float:
 def matched_group(base: ArchSpec, c: Coefficients, target: float, multiple: int = 0,
                   tries: int = 6) -> tuple[float, ArchSpec, float, list]:
     """(phi, compound spec, its realised ratio, the three single-dimension results) for one
-    target: of the `tries` distinct compound nets nearest the target, the nearest one whose single-
-    dimension nets all land within MATCH_TOLERANCE of it; if none does, the one whose worst
-    gap is smallest (its nets are then marked "unequal cost")."""
+    target: of the `tries` distinct compound nets nearest the target (those within
+    NEAR_TARGET of it; the nearest one always), the nearest one whose single-dimension nets all
+    land within MATCH_TOLERANCE of it; if none does, the one whose worst gap is smallest (its
+    nets are then marked "unequal cost")."""
+    options = compound_options(base, c, target, multiple)
+    # on a small net the few distinct compound nets can include phi = 0, the base itself, whose
+    # "single-dimension twins" are the base too: a perfect match, but at the wrong cost
+    near = [o for o in options[:tries] if abs(o[2] / target - 1) <= NEAR_TARGET] or options[:1]
     best = None
-    for phi, spec, realised in compound_options(base, c, target, multiple)[:tries]:
+    for phi, spec, realised in near:
         singles = _singles_at(base, realised)
         gap = _worst_gap(realised, singles)
         if gap <= MATCH_TOLERANCE:

@@ -23,7 +23,7 @@ from nas.study.queue import enqueue_missing
 from scaling.grid import POINT_KEY, GridConfig, grow, plan_points
 from scaling.matching import MATCH_TOLERANCE
 from scaling.single import match_to_macs
-from scaling.study import plan_study, study_comparisons
+from scaling.study import compound_options, plan_study, study_comparisons
 
 DIMS = ("width", "resolution", "depth")
 
@@ -79,6 +79,23 @@ def test_scaling_study_four_strategies_within_2_pct_on_a_16px_base():
             assert abs(compound.realised / target - 1) <= 0.1
             for n in group:
                 assert abs(analytic_macs(n.spec) / analytic_macs(compound.spec) - 1) <= MATCH_TOLERANCE, n
+
+
+def test_study_never_stands_the_base_in_for_a_target_it_is_far_from():
+    """A three-stage net with single-block stages: any phi > 0 doubles a stage's depth (ceil),
+    so the distinct compound nets near 2x are few and phi = 0 (the base, ratio 1) is among the
+    six nearest. Its single-dimension twins are the base too, a perfect but worthless match:
+    the study must take a net near 2x even when its twins cannot all match it."""
+    stages = "conv_r1_k5_s1_e1_c16_se0.25 mbconv_r1_k5_s2_e1_c32 mbconv_r2_k3_s2_e1_c32_se0.25"
+    base = load_space("tiny").base.replace(name="small", num_classes=10,
+                                           stages=tuple(StageSpec.from_string(w) for w in stages.split()))
+    c = Coefficients(1.65, 1.1, 1.0)
+    assert any(o[0] == 0.0 for o in compound_options(base, c, 2.0)[:6])  # the trap is there
+    nets = plan_study(base, c, [2.0])
+    compound = next(n for n in nets if n.strategy == "compound")
+    assert abs(compound.realised / 2.0 - 1) <= 0.1 and compound.setting != "phi=0"
+    for n in nets[1:]:
+        assert analytic_macs(n.spec) > 1.5 * analytic_macs(base), n
 
 
 def test_study_marks_a_strategy_the_rounding_cannot_match_as_unequal_cost():
