@@ -180,6 +180,8 @@ def test_pipeline_end_to_end_and_rerun_does_nothing_twice(tmp_path, capsys):
     assert len(models) == 1 + 1 + 2  # base, phi 1, two hand-designed references
     assert models["test_acc"].notna().all()
     assert "| model | MACs (M)" in first
+    study = pd.read_csv(out / "study" / "study.csv").set_index("strategy")
+    assert (study.drop(index="base")["realised_ratio"] > 1.5).all()  # grown nets, not the base again
     trained = first[first.index("] train\n"):first.index("] study\n")]  # the training step alone
     assert re.search(r"epoch 2/2 .*img/s.*ETA", trained), "the training step shows epoch progress"
     stamps = {p: p.stat().st_mtime_ns for p in (out / "train").rglob("checkpoint.pt")}
