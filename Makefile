@@ -20,10 +20,11 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 # the tests in TEST_JOBS processes (pytest-xdist; `auto`: one per core), a file per process at a
-# time so a module's fixtures are built once; `make test TEST_JOBS=0` runs them in one process
+# time so a module's fixtures are built once, the files with the most slow tests first (tests/conftest.py);
+# `make test TEST_JOBS=0` runs them in one process
 TEST_JOBS ?= auto
 test: venv
-	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 # The main job on the built-in digits data: search -> grid -> emission -> training -> report.
 # Re-running resumes (finished steps are skipped); `make clean-demo` starts over.

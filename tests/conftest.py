@@ -1,3 +1,4 @@
+import collections
 import os
 import random
 from pathlib import Path
@@ -39,10 +40,16 @@ def random_spec(rng: random.Random, num_stages: int | None = None) -> ArchSpec:
 
 
 def pytest_collection_modifyitems(items):
-    """Every test that asks for the PostgreSQL server carries the `postgres` marker."""
+    """Every test that asks for the PostgreSQL server carries the `postgres` marker; the files
+    with the most `slow` tests come first. `make test` hands out whole files in this order
+    (pytest-xdist --dist loadfile --no-loadscope-reorder): a long file started last would run
+    alone while the other processes idle (longest first is the classic fix for that)."""
     for item in items:
         if "postgres_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+    slow = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
+    first_seen = {path: i for i, path in reversed(list(enumerate(item.path for item in items)))}
+    items.sort(key=lambda item: (-slow[item.path], first_seen[item.path]))  # stable within a file
 
 
 @pytest.fixture

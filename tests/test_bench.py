@@ -40,6 +40,7 @@ def _args(out, recipe):
             "--device", "cpu", "--out", str(out)]
 
 
+@pytest.mark.slow
 def test_bench_builds_and_resumes_after_sigkill(tmp_path, quick_recipe):
     out = tmp_path / "bench"
     proc = subprocess.Popen([sys.executable, "-m", "nas", *_args(out, quick_recipe)], cwd=ROOT,

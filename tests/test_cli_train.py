@@ -1,8 +1,11 @@
 import json
 
+import pytest
+
 from nas.cli import main
 
 
+@pytest.mark.slow
 def test_train_then_eval_then_refuse_overwrite(tmp_path, capsys, tiny_spec):
     spec = tiny_spec.save(tmp_path / "tiny.yaml")
     out = tmp_path / "run"

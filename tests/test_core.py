@@ -94,6 +94,7 @@ study.optimize(objective, n_trials=1)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test asks trials by hand
 def test_rdb_study_requeues_a_dead_workers_trial_by_its_heartbeat(tmp_path, postgres_url):
     plan = StudyPlan(tmp_path, "heartbeat-core", postgres_url, {"a": 1}, (), "s.yaml", "test",

@@ -149,6 +149,7 @@ def test_each_pipeline_step_decodes_its_data_at_its_largest_net(tmp_path, tiny_s
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow
 def test_compare_decodes_at_its_largest_net_for_every_net(tmp_path, specs, fake_trainer):
     """Every net of one comparison sees the same images, decoded at the largest input."""
     import json

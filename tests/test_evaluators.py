@@ -38,6 +38,7 @@ def recipe_file(tmp_path_factory):
     return smoke_recipe_file(tmp_path_factory, "tiny-test", epochs=2, batch_size=64, train_fraction=0.2)
 
 
+@pytest.mark.slow
 def test_every_evaluator_scores_three_specs_deterministically(digits, recipe_file):
     names = ALL + [f"train:{recipe_file}", f"sotl:{recipe_file}"]
     for name in names:

@@ -39,6 +39,7 @@ def _hand_interval(a, b, a_flags=None, b_flags=None):
     return d.mean(), sps.t.ppf(0.975, n - 1) * np.sqrt(vs + vi)
 
 
+@pytest.mark.slow
 def test_compare_matches_macs_and_pairs_seeds(bases, tmp_path, capsys):
     out = tmp_path / "cmp"
     recipe = tmp_path / "flash.yaml"  # real runs, short: the statistics, not the accuracy, are checked

@@ -149,7 +149,7 @@ def test_train_force_starts_over_in_a_fresh_sub_folder_and_resume_finds_it(tmp_p
 @pytest.mark.slow
 def test_ctrl_c_in_train_is_one_line_and_resume_finishes_the_run(tmp_path, spec_file):
     recipe = tmp_path / "long.yaml"
-    recipe.write_text("name: long\nepochs: 20\nbatch_size: 64\nlr: 0.1\ntrain_fraction: 0.1\n")
+    recipe.write_text("name: long\nepochs: 6\nbatch_size: 64\nlr: 0.1\ntrain_fraction: 0.1\n")
     out = tmp_path / "cut"
     cmd = [sys.executable, "-m", "nas", "train", spec_file, "--dataset", "digits", "--recipe", str(recipe),
            "--device", "cpu", "--out", str(out)]
@@ -168,11 +168,11 @@ def test_ctrl_c_in_train_is_one_line_and_resume_finishes_the_run(tmp_path, spec_
     assert re.fullmatch(rf"interrupted; {re.escape(str(out / 'checkpoint.pt'))} holds epoch \d+: re-run "
                         r"the same command with --resume to go on from there", last), last
     saved = int(re.search(r"holds epoch (\d+)", last).group(1))
-    assert 1 <= saved < 20
+    assert 1 <= saved < 6
     done = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, done.stderr
-    assert f"resuming tiny after epoch {saved}/20" in done.stdout
-    assert json.loads((out / "result.json").read_text())["epochs_run"] == 20
+    assert f"resuming tiny after epoch {saved}/6" in done.stdout
+    assert json.loads((out / "result.json").read_text())["epochs_run"] == 6
 
 
 # 1. eval reads the data set, its copy and its validation share from the run -------------------
@@ -249,6 +249,7 @@ def _limit_file_size(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_does_not_fit_the_disk_is_one_line(tmp_path, spec_file):
     """No room for the file (here a file-size limit: EFBIG, as ENOSPC on a full disk): one line
     naming the checkpoint, exit 2, and no half-written file."""
@@ -284,6 +285,7 @@ def small_mount(tmp_path):
         subprocess.run(["umount", str(path)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_naming_the_file(small_mount, spec_file):
     disk = small_mount("full", "size=48k")
     out = disk / "run"

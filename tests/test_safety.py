@@ -269,6 +269,7 @@ def test_scientific_notation_in_yaml_is_a_float(tmp_path, tiny_spec):
     assert "1e-1" in text and ArchSpec.from_yaml(text).dropout == 0.1
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_search_is_one_line_and_exit_130(tmp_path):
     """The search trains with the fake trainer (tests/fakes.py), 0.5 s an epoch: Ctrl-C lands in a trial."""
     from fakes import fake_env

@@ -8,12 +8,14 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from nas.cli import build_parser
 from conftest import ROOT
 from fakes import fake_env
 
 
+@pytest.mark.slow
 def test_evidence_command_end_to_end_on_digits(tmp_path):
     out = tmp_path / "ev"
     env = {**fake_env(), "PY": sys.executable, "DATASET": "digits", "SPACE": "tiny", "PROXY": "smoke",

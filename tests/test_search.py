@@ -18,6 +18,7 @@ def _run(out, *extra):
     return main(BASE + ["--out", str(out), *extra])
 
 
+@pytest.mark.slow
 def test_search_end_to_end_writes_every_output(tmp_path, capsys):
     out = tmp_path / "run"
     assert _run(out, "--target-macs", "1.5M", "--trials", "5", "--seed", "1") == 0
@@ -132,6 +133,7 @@ def test_changed_settings_are_refused_and_more_trials_extend(tmp_path, capsys, f
                                   before[["number", "arch", "val_acc"]])
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_with_nothing_lost_or_repeated(tmp_path, fake_trainer):
     """The search process trains with the fake trainer, 0.3 s an epoch, so the kill lands mid-trial;
     the resume runs in this process (the fake again)."""
@@ -158,7 +160,12 @@ def test_killed_search_resumes_with_nothing_lost_or_repeated(tmp_path, fake_trai
 
 
 @pytest.mark.slow
-def test_two_workers_share_one_study(tmp_path):
+def test_two_workers_share_one_study(tmp_path, monkeypatch, fake_trainer):
+    from fakes import ENV
+
+    env = fake_env()  # the spawned workers train with the fake too (the logic under test is the study's)
+    for name in ("PYTHONPATH", ENV):
+        monkeypatch.setenv(name, env[name])
     out = tmp_path / "workers"
     assert _run(out, "--target-macs", "2M", "--trials", "4", "--workers", "2", "--pruner", "none") == 0
     df = pd.read_csv(out / "trials.csv")

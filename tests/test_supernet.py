@@ -151,6 +151,7 @@ def micro_supernet(tmp_path_factory):
     return out, first, space
 
 
+@pytest.mark.slow
 def test_supernet_trains_resumes_after_sigkill_and_writes_its_folder(micro_supernet):
     out, first, _space = micro_supernet
     history = pd.read_csv(out / "history.csv")
@@ -180,6 +181,7 @@ def test_supernet_evaluator_is_deterministic_and_judges_only_its_nets(micro_supe
         evaluator.score(plan.largest(10).replace(stages=plan.largest(10).stages * 2), dataset)
 
 
+@pytest.mark.slow
 def test_search_with_the_supernet_judges_hundreds_of_candidates(micro_supernet, tmp_path):
     out, _first, space_file = micro_supernet
     run = tmp_path / "search"

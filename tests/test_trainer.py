@@ -42,6 +42,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ema", [0.0, 0.9])
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_spec, digits, tmp_path, ema):
     recipe = Recipe(epochs=4, batch_size=64, lr=0.1, train_fraction=0.2, ema_decay=ema,
@@ -85,6 +86,7 @@ def test_divergence_stops_with_a_status(tiny_spec, digits):
     assert not math.isfinite(result.history[-1]["train_loss"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adamw"])
 def test_other_optimizers_train(tiny_spec, digits, optimizer):
     lr = {"rmsprop": 0.01, "adamw": 0.005}[optimizer]
