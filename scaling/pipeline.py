@@ -27,6 +27,7 @@ from nas.fidelity import MIN_CANDIDATES, FidelityPlan, check_fidelity, fidelity_
 from nas.preflight import check_before_training, decode_resolution, native_notes
 from nas.presets import resolve_spec
 from nas.recipe import Recipe, resolve_recipe
+from nas.experiments import Trainer
 from nas.experiments.search import SearchExperiment
 from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, trained_count
 from nas.search.report import SAMPLED_FILE, cost_line
@@ -118,7 +119,9 @@ class PipelineConfig(StudySettings, DataSettings):
 
 
 class Pipeline:
-    """Runs the steps in order, each once; `run()` returns the report's path."""
+    """Runs the steps in order, each once: an experiment (nas.experiments) made of experiments,
+    `check` -> `run(trainer)` -> `report`. Each step that trains passes `trainer` on (None: the
+    shared trainer), so the whole pipeline runs on a fake in tests."""
 
     def __init__(self, config: PipelineConfig, log: Callable[[str], None] = print) -> None:
         self.config, self._print = config, log
@@ -144,34 +147,44 @@ class Pipeline:
         state["done"] = sorted(set(state["done"]) | {step}, key=STEPS.index)
         write_text(self.state_file, json.dumps(state, indent=2))
 
-    def run(self) -> Optional[Path]:
-        """Run every step not done yet, in order; return the report's path, or None when the
-        search or grid step stopped at --timeout (re-running goes on from there)."""
+    def check(self, log: Optional[Callable[[str], None]] = None) -> None:
+        """`check_start` (the checks that need no step done yet); `log` is the pipeline's own."""
         self.check_start()
+
+    def run(self, trainer: Optional[Trainer] = None, log: Optional[Callable[[str], None]] = None) -> Optional[Path]:
+        """Run every step not done yet, in order, training with `trainer`; return the report's
+        path, or None when the search or grid step stopped at --timeout (re-running goes on from
+        there). `log` is the pipeline's own (given at construction)."""
         with RunLock(self.out):
             saved = self.out / "pipeline.yaml"
             before = (yaml.safe_load(saved.read_text()) or {}) if saved.is_file() else {}
             pin_settings(self.out, "pipeline.yaml", self.config.to_dict(),
                          self.config.resumable_in(before), "pipeline run")
             done = set(self._state()["done"])
-            for i, step in enumerate(STEPS, 1):
+            for i, (step, run_step) in enumerate(self.steps(), 1):
                 if step in done:
                     self.log(f"[{i}/{len(STEPS)}] {step}: done earlier, skipped")
                     continue
                 self.log(f"[{i}/{len(STEPS)}] {step}")
-                stopped = self._steps()[step]()
+                stopped = run_step(trainer)
                 if stopped:
                     self.log(f"[{i}/{len(STEPS)}] {step}: {stopped}; re-run the same command to go on")
                     return None
                 self._mark(step)
         return self.out / "report.md"
 
-    def _steps(self) -> dict[str, Callable[[], Optional[str]]]:
-        """Each step's method, by name, in STEPS order; a method returns None when its step is
-        done, or why it stopped early (a --timeout)."""
-        steps = {"search": self._search, "grid": self._grid, "emit": self._emit, "train": self._train,
-                 "study": self._study, "fidelity": self._fidelity, "report": self._report}
-        assert tuple(steps) == STEPS
+    def report(self, result: Optional[Path], log: Optional[Callable[[str], None]] = None) -> Optional[Path]:
+        """report.md printed (nothing when a step stopped at --timeout: it said so)."""
+        if result is not None:
+            self._print(result.read_text())
+        return result
+
+    def steps(self) -> list[tuple[str, Callable[[Optional[Trainer]], Optional[str]]]]:
+        """(name, method) of each step, in order; a method takes the trainer and returns None
+        when its step is done, or why it stopped early (a --timeout)."""
+        steps = [("search", self._search), ("grid", self._grid), ("emit", self._emit), ("train", self._train),
+                 ("study", self._study), ("fidelity", self._fidelity), ("report", self._report)]
+        assert tuple(name for name, _ in steps) == STEPS
         return steps
 
     def check_start(self) -> None:
@@ -241,10 +254,10 @@ class Pipeline:
         return self.data_for(nets)
 
     # ---- steps ---------------------------------------------------------------------
-    def _search(self) -> Optional[str]:
+    def _search(self, trainer: Optional[Trainer]) -> Optional[str]:
         search = SearchExperiment(self._search_config())
         search.check(self.log)
-        study = search.run(None, self.log)
+        study = search.run(trainer, self.log)
         search.report(study, log=lambda _line: None)  # its files; the pipeline says it in its own lines
         config = search.config
         trained, other = trained_count(study)
@@ -255,12 +268,12 @@ class Pipeline:
         self.log(cost_line(search.summary["cost"]))
         return None
 
-    def _grid(self) -> Optional[str]:
+    def _grid(self, trainer: Optional[Trainer]) -> Optional[str]:
         grid = GridExperiment(self._grid_config())
         base = resolve_spec(grid.config.base)
         # the grid decodes its data at its largest point's input (filled in the cache here)
         self._check([base, *(p.spec for p in plan_points(base, grid.config))], resolve_recipe(grid.config.recipe))
-        study = grid.run(None, self.log)
+        study = grid.run(trainer, self.log)
         grid.report(study, log=lambda _line: None)  # its files; the pipeline says it in its own lines
         waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         if waiting:
@@ -273,7 +286,7 @@ class Pipeline:
                  f"{chosen['realised_ratio']}; {chosen['choice']})")
         return None
 
-    def _emit(self) -> None:
+    def _emit(self, _trainer: Optional[Trainer]) -> None:
         c = self.coefficients()
         models = emit_compound(self.base_spec(), c, list(self.config.phis), self.config.resolution_multiple)
         table = write_emission(self.out / "scaled", self.base_spec(), models, c.factor)
@@ -323,14 +336,14 @@ class Pipeline:
             labels[SAMPLED] = "best sampled candidate of the search, at its own MACs"
         return models, labels
 
-    def _train(self) -> None:
+    def _train(self, trainer: Optional[Trainer]) -> None:
         models, _ = self.models()
         data = self._check([spec for _, spec in models], self._final_recipe())
         runs = compare(models, data, self._final_recipe(), self.out / "train", seeds=self.config.seeds,
-                       runtime=self._runtime(), log=self.log)
+                       runtime=self._runtime(), log=self.log, trainer=trainer)
         write_csv(self.out / "train" / "runs.csv", runs)
 
-    def _study(self) -> None:
+    def _study(self, trainer: Optional[Trainer]) -> None:
         out = self.out / "study"
         out.mkdir(parents=True, exist_ok=True)
         if not self.config.targets:
@@ -339,9 +352,9 @@ class Pipeline:
         nets = plan_study(self.base_spec(), self.coefficients(), self.config.targets,
                           self.config.resolution_multiple)
         data = self._check([n.spec for n in nets], self._final_recipe())
-        run_study(nets, data, self._final_recipe(), out, self.config.seeds, self._runtime(), self.log)
+        run_study(nets, data, self._final_recipe(), out, self.config.seeds, self._runtime(), self.log, trainer)
 
-    def _fidelity(self) -> None:
+    def _fidelity(self, trainer: Optional[Trainer]) -> None:
         c = self.config
         retrained = c.fidelity_candidates or c.fidelity_top + c.fidelity_random
         # two long-recipe seeds when a tau will be stated; below 8 candidates it is refused anyway
@@ -353,9 +366,9 @@ class Pipeline:
                             seed=self.config.seed)
         inputs = fidelity_inputs(self.out / "search", plan)
         check_fidelity(inputs, plan, self.config.device, self.log)
-        run_fidelity(inputs, plan, self.out / "fidelity", self._runtime(), self.log)
+        run_fidelity(inputs, plan, self.out / "fidelity", self._runtime(), self.log, trainer)
 
-    def _report(self) -> None:
+    def _report(self, _trainer: Optional[Trainer]) -> None:
         from .pipeline_report import write_report
         write_report(self)
 

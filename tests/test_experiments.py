@@ -177,3 +177,36 @@ def test_fidelity_retrains_the_search_candidates_with_the_trainer_it_is_given(tm
     assert report == tmp_path / "s" / "fidelity" / "fidelity.md"
     table = pd.read_csv(tmp_path / "s" / "fidelity" / "fidelity.csv")
     assert len(table) == len(trainer.calls) == 8 and {seed for _, seed in trainer.calls} == {0}
+
+
+def test_pipeline_trains_every_step_with_the_trainer_it_is_given(tmp_path):
+    """The pipeline is an experiment of experiments: search, grid, final training, study and
+    fidelity each train with the trainer the pipeline is given, and a finished pipeline run
+    again trains nothing."""
+    from scaling.pipeline import STEPS, Pipeline, PipelineConfig
+
+    config = PipelineConfig(space="tiny", dataset="digits", target_macs=1_500_000, out=str(tmp_path / "p"),
+                            trials=4, recipe="smoke", grid_closest=2, grid_seeds=1, phis=(1.0,), seeds=(0, 1),
+                            fidelity_top=1, fidelity_random=1, device="cpu", pruner="none")
+    trainer, lines = CountingTrainer(), []
+    report = execute(Pipeline(config, log=lines.append), trainer)
+    assert report == tmp_path / "p" / "report.md" and report.is_file()
+    assert lines[-1] == report.read_text()  # report() prints it
+    out = tmp_path / "p"
+    search = pd.read_csv(out / "search" / "trials.csv")
+    grid = pd.read_csv(out / "grid" / "grid.csv")
+    train = pd.read_csv(out / "train" / "runs.csv")
+    study = pd.read_csv(out / "study" / "runs.csv")
+    assert (search["status"] == "trained").sum() == 4 and len(grid) == 2
+    assert len(train) == 2 * 4 and len(study) == 2 * 5  # (base, phi 1, two references); base + 4 strategies
+    # the search's and grid's trials keep no run folder; every later training writes result.json
+    folders = [p for step in ("train", "study", "fidelity") for p in (out / step).rglob("result.json")]
+    assert sum(p.relative_to(out).parts[0] == "fidelity" for p in folders) >= 4  # long runs, proxy noise
+    assert len(trainer.calls) == 4 + 2 + len(folders)  # every step's trainings, all by this trainer
+    # the fake's accuracies: the trainer passed in is the one that ran
+    base = train[(train["model"] == "searched") & (train["seed"] == 0)]
+    spec = Pipeline(config).base_spec()
+    assert base["val_acc"].item() == pytest.approx(fakes.fake_accuracy(spec, 0), abs=0.01)
+    again, lines = CountingTrainer(), []
+    execute(Pipeline(config, log=lines.append), again)
+    assert again.calls == [] and sum("done earlier, skipped" in line for line in lines) == len(STEPS)

@@ -229,8 +229,14 @@ def test_pipeline_supernet_option_searches_with_the_supernet_evaluator(monkeypat
         def __init__(self, config):
             seen["config"] = config
 
-        def run(self):
+        def check(self, log=None):
+            pass
+
+        def run(self, trainer=None, log=None):
             return None
+
+        def report(self, result, log=None):
+            return result
 
     monkeypatch.setattr(scaling.pipeline, "Pipeline", Recorder)
     base = ["pipeline", "--space", "tiny", "--dataset", "digits", "--target-macs", "1.5M", "--out", str(tmp_path / "p")]

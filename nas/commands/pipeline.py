@@ -64,6 +64,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from scaling.single import parse_targets
 
     from ..errors import NasError
+    from ..experiments import execute
 
     evaluator = args.evaluator
     if args.supernet:
@@ -79,8 +80,5 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     config = config_from(PipelineConfig, args, phis=tuple(parse_phis(args.phi)),
                          grid_closest=args.grid_closest or None, study_targets=targets, evaluator=evaluator,
                          **cost_fields(args), **fidelity)
-    report = Pipeline(config).run()
-    if report is None:  # a step stopped at --timeout; it said so
-        return 0
-    print(report.read_text())
+    execute(Pipeline(config))  # None when a step stopped at --timeout; it said so
     return 0

@@ -18,7 +18,8 @@ Log = Callable[[str], None]
 
 class Experiment(Protocol):
     """What every many-net command implements: search, compare, fidelity, bench build
-    (nas/experiments/) and the scaling grid and study (scaling/experiments.py)."""
+    (nas/experiments/), the scaling grid and study (scaling/experiments.py) and the pipeline
+    (scaling/pipeline.py)."""
 
     def check(self, log: Log) -> None:
         """Every refusal that needs no training, before a lock is taken or a file written."""
