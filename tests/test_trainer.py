@@ -19,13 +19,14 @@ def digits():
 
 @pytest.mark.slow
 def test_digits_reaches_90_percent_test_accuracy(tiny_spec, digits):
-    recipe = Recipe(epochs=10, batch_size=64, lr=0.2, bn_momentum=0.1, seed=0)
+    # 6 epochs: 93-95 % test over seeds 0-2 (5 epochs: 91-94 %; 10 took twice as long for no more proof)
+    recipe = Recipe(epochs=6, batch_size=64, lr=0.2, bn_momentum=0.1, seed=0)
     result = train(tiny_spec, digits, recipe, runtime=CPU, evaluate_test=True)
-    assert result.status == "completed" and result.epochs_run == 10
+    assert result.status == "completed" and result.epochs_run == 6
     assert result.test_acc >= 0.90
     assert result.val_acc >= 0.85
     assert result.images_per_s > 0 and result.macs > 0 and result.params > 0
-    assert [h["epoch"] for h in result.history] == list(range(1, 11))
+    assert [h["epoch"] for h in result.history] == list(range(1, 7))
 
 
 def test_same_seed_gives_identical_metrics(tiny_spec, digits):
