@@ -31,7 +31,7 @@ from nas.experiments import Trainer
 from nas.experiments.search import SearchExperiment
 from nas.search.engine import NON_TRAINING_CAP, SearchConfig, check_search, trained_count
 from nas.search.report import SAMPLED_FILE, cost_line
-from nas.search.space import load_space
+from nas.search.space import SearchSpace, load_space
 from nas.settings import DataSettings, StudySettings, shared_settings
 from nas.spec import ArchSpec
 from nas.study import RunLock, pin_settings
@@ -129,6 +129,7 @@ class Pipeline:
         self.state_file = self.out / "pipeline.json"
         self._warned: set[str] = set()
         self._datasets: dict[int, Dataset] = {}
+        self._space: Optional[SearchSpace] = None
 
     def log(self, line: str) -> None:
         """Print a progress line; each distinct warning only once per run (several steps
@@ -192,7 +193,7 @@ class Pipeline:
         --data-resolution, its baselines' memory) and the data warning at the space's input.
         Nets made later (grid points, the scaled family, the study) are checked in their steps."""
         config = self._search_config()
-        space = load_space(config.space)
+        space = self.space
         check_search(config, space)
         for note in native_notes(self.dataset, [space.base]):
             self.log(note)
@@ -226,9 +227,16 @@ class Pipeline:
         return Coefficients.load(self.out / "grid" / "best_coefficients.yaml")
 
     @property
+    def space(self) -> SearchSpace:
+        """The search space, loaded once per run."""
+        if self._space is None:
+            self._space = load_space(self.config.space)
+        return self._space
+
+    @property
     def dataset(self) -> Dataset:
         """The data set as the search decodes it (the space's input, or --data-resolution)."""
-        return self.data_for([load_space(self.config.space).base])
+        return self.data_for([self.space.base])
 
     def data_for(self, nets: list[ArchSpec]) -> Dataset:
         """The data set decoded for the nets a step trains: at their largest input, or at
@@ -255,7 +263,7 @@ class Pipeline:
 
     # ---- steps ---------------------------------------------------------------------
     def _search(self, trainer: Optional[Trainer]) -> Optional[str]:
-        search = SearchExperiment(self._search_config())
+        search = SearchExperiment(self._search_config(), space=self.space)
         search.check(self.log)
         study = search.run(trainer, self.log)
         search.report(study, log=lambda _line: None)  # its files; the pipeline says it in its own lines
@@ -321,7 +329,7 @@ class Pipeline:
         for _, row in (emitted.iterrows() if self.config.train_scaled else ()):
             models.append((row["name"], resolve_spec(str(self.out / "scaled" / f"{row['name']}.yaml"))))
             labels[row["name"]] = f"phi = {row['phi']:g}"
-        space = load_space(self.config.space)
+        space = self.space
         baselines, classes = dict(space.baselines), self.dataset.num_classes
         from nas.counting import analytic_macs
         for ref in (r for r in space.references if r != won):

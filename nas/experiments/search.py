@@ -20,13 +20,13 @@ class SearchExperiment:
 
     config: SearchConfig
     summary: Optional[dict] = None
-    space: Optional[SearchSpace] = None  # loaded once, in `check`
+    space: Optional[SearchSpace] = None  # config.space, loaded once (in `check`, when not given)
 
     def check(self, log: Log = print) -> None:
         """The pinned baseline mode of an earlier run read back; target, evaluators, data size and
         the baselines' memory checked (nas.search.engine.check_search) before any lock."""
         self.config = with_pinned_mode(self.config, log)
-        self.space = load_space(self.config.space)
+        self.space = self.space or load_space(self.config.space)
         check_search(self.config, self.space)
 
     def run(self, trainer: Optional[Trainer], log: Log = print) -> Any:
