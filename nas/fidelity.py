@@ -106,6 +106,8 @@ class FidelityInputs:
         dataset: the search's data set, loaded as the search loaded it.
         candidates: the picked trials (`pick_candidates`).
         models: (name, spec) of each picked candidate, in the candidates' order.
+        long_recipe: the plan's recipe, resolved (the candidates are retrained with it).
+        proxy_recipe: the search's recipe, resolved (its seed noise is measured with it).
     """
 
     search_dir: Path
@@ -113,6 +115,8 @@ class FidelityInputs:
     dataset: Dataset
     candidates: pd.DataFrame
     models: list[tuple[str, ArchSpec]]
+    long_recipe: Recipe
+    proxy_recipe: Recipe
 
 
 def fidelity_inputs(search_dir: Path, plan: FidelityPlan) -> FidelityInputs:
@@ -126,7 +130,8 @@ def fidelity_inputs(search_dir: Path, plan: FidelityPlan) -> FidelityInputs:
     trials = [study.trials[int(n)] for n in candidates["number"]]
     models = [(f"t{t.number}", trial_spec(space, t.user_attrs, t.params, classes, f"t{t.number}"))
               for t in trials]
-    return FidelityInputs(search_dir, config, dataset, candidates, models)
+    return FidelityInputs(search_dir, config, dataset, candidates, models, resolve_recipe(plan.recipe),
+                          resolve_recipe(config.recipe))
 
 
 def check_fidelity(inputs: FidelityInputs, plan: FidelityPlan, device: str,
@@ -134,18 +139,17 @@ def check_fidelity(inputs: FidelityInputs, plan: FidelityPlan, device: str,
     """The checks before retraining (nas.preflight): every candidate under the long recipe's
     batch, and the proxy's best under the proxy's batch when its seed noise is measured."""
     specs = [spec for _, spec in inputs.models]
-    check_before_training(specs, inputs.dataset, resolve_recipe(plan.recipe), device,
+    check_before_training(specs, inputs.dataset, inputs.long_recipe, device,
                           inputs.config.data_resolution, warn)
     if plan.noise_seeds >= 2:
-        proxy = resolve_recipe(inputs.config.recipe)
-        check_memory_of(specs[:1], training_batch(proxy, inputs.dataset), device)
+        check_memory_of(specs[:1], training_batch(inputs.proxy_recipe, inputs.dataset), device)
 
 
 def fidelity_fit(inputs: FidelityInputs, plan: FidelityPlan) -> FitOf:
     """How this fidelity run fits a folder (`nas.runfolder.runs.choose_out`): its long runs
     and its proxy-noise runs together."""
-    long_runs = fit_of(inputs.models, inputs.dataset, resolve_recipe(plan.recipe), plan.seeds, "long")
-    noise_runs = fit_of(inputs.models[:1], inputs.dataset, resolve_recipe(inputs.config.recipe),
+    long_runs = fit_of(inputs.models, inputs.dataset, inputs.long_recipe, plan.seeds, "long")
+    noise_runs = fit_of(inputs.models[:1], inputs.dataset, inputs.proxy_recipe,
                         list(range(plan.noise_seeds)) if plan.noise_seeds >= 2 else [], "proxy-noise")
 
     def fit(out: Path) -> Fit:
@@ -161,13 +165,13 @@ def run_fidelity(inputs: FidelityInputs, plan: FidelityPlan, out: Optional[Path]
     `trainer`: `nas.train.train` (None) or a stand-in with its signature."""
     out = out or inputs.search_dir / "fidelity"
     config, dataset, models = inputs.config, inputs.dataset, inputs.models
-    long_recipe = resolve_recipe(plan.recipe)
+    long_recipe = inputs.long_recipe
     metric = "val_acc" if long_recipe.train_split == "train" else "test_acc"
     conflict = fidelity_fit(inputs, plan)(out).conflict
     if conflict:  # found before anything trains
         raise refusal(conflict, out, force_hint=False)
     long_runs = compare(models, dataset, long_recipe, out / "long", plan.seeds, runtime, log, trainer)
-    noise = proxy_noise(models[0], dataset, resolve_recipe(config.recipe), plan.noise_seeds, out, runtime, log,
+    noise = proxy_noise(models[0], dataset, inputs.proxy_recipe, plan.noise_seeds, out, runtime, log,
                         trainer)
     table = fidelity_table(inputs.candidates, long_runs, metric)
     summary = {"search": str(inputs.search_dir), "proxy_recipe": config.recipe, "long_recipe": long_recipe.name,
