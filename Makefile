@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 TORCH   ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= runs/demo
-# sized for about 3 minutes on 2 CPU cores: one phi, a 5-epoch final recipe, 3 seeds (intervals)
+# sized for about 3 minutes on 2 CPU cores: one phi, a 4-epoch final recipe, 3 seeds (intervals)
 DEMO_ARGS ?= --space tiny --dataset digits --target-macs 1.5M --trials 10 --recipe demo --grid-closest 2 --phi 1 \
              --seeds 0,1,2 --final-recipe demo-final --study-targets 2x --fidelity-top 2 --fidelity-random 2
 
