@@ -163,7 +163,9 @@ def test_killed_search_resumes_with_nothing_lost_or_repeated(tmp_path, fake_trai
 def test_two_workers_share_one_study(tmp_path, monkeypatch, fake_trainer):
     from fakes import ENV
 
-    env = fake_env()  # the spawned workers train with the fake too (the logic under test is the study's)
+    # the spawned workers train with the fake too (the logic under test is the study's), 0.5 s an
+    # epoch: one worker alone would need 4 s for the 4 candidates, far more than the start-up skew
+    env = fake_env(epoch_seconds=0.5)
     for name in ("PYTHONPATH", ENV):
         monkeypatch.setenv(name, env[name])
     out = tmp_path / "workers"
