@@ -10,6 +10,7 @@ re-running skips finished steps and resumes an interrupted one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -129,7 +130,6 @@ class Pipeline:
         self.state_file = self.out / "pipeline.json"
         self._warned: set[str] = set()
         self._datasets: dict[int, Dataset] = {}
-        self._space: Optional[SearchSpace] = None
 
     def log(self, line: str) -> None:
         """Print a progress line; each distinct warning only once per run (several steps
@@ -147,10 +147,6 @@ class Pipeline:
         state = self._state()
         state["done"] = sorted(set(state["done"]) | {step}, key=STEPS.index)
         write_text(self.state_file, json.dumps(state, indent=2))
-
-    def check(self, log: Optional[Callable[[str], None]] = None) -> None:
-        """`check_start` (the checks that need no step done yet); `log` is the pipeline's own."""
-        self.check_start()
 
     def run(self, trainer: Optional[Trainer] = None, log: Optional[Callable[[str], None]] = None) -> Optional[Path]:
         """Run every step not done yet, in order, training with `trainer`; return the report's
@@ -188,10 +184,11 @@ class Pipeline:
         assert tuple(name for name, _ in steps) == STEPS
         return steps
 
-    def check_start(self) -> None:
+    def check(self, log: Optional[Callable[[str], None]] = None) -> None:
         """What can be checked before the lock: the search's refusals (the space's input against
         --data-resolution, its baselines' memory) and the data warning at the space's input.
-        Nets made later (grid points, the scaled family, the study) are checked in their steps."""
+        Nets made later (grid points, the scaled family, the study) are checked in their steps.
+        `log` is the pipeline's own (given at construction)."""
         config = self._search_config()
         space = self.space
         check_search(config, space)
@@ -226,12 +223,10 @@ class Pipeline:
         """The grid's chosen (alpha, beta, gamma)."""
         return Coefficients.load(self.out / "grid" / "best_coefficients.yaml")
 
-    @property
+    @functools.cached_property
     def space(self) -> SearchSpace:
         """The search space, loaded once per run."""
-        if self._space is None:
-            self._space = load_space(self.config.space)
-        return self._space
+        return load_space(self.config.space)
 
     @property
     def dataset(self) -> Dataset:

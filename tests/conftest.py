@@ -48,8 +48,8 @@ def pytest_collection_modifyitems(items):
         if "postgres_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
     slow = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
-    first_seen = {path: i for i, path in reversed(list(enumerate(item.path for item in items)))}
-    items.sort(key=lambda item: (-slow[item.path], first_seen[item.path]))  # stable within a file
+    files = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
+    items.sort(key=lambda item: (-slow[item.path], files[item.path]))  # stable within a file
 
 
 @pytest.fixture

@@ -75,17 +75,15 @@ def _kill_a_worker_mid_trial(proc, out: Path, storage) -> tuple[int, dict]:
 @pytest.mark.slow  # no real training, but three worker processes started twice
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 @pytest.mark.parametrize("kind", ["journal", "postgres"])
-def test_three_workers_one_killed_mid_trial_loses_nothing(tmp_path, request, kind, monkeypatch, fake_trainer):
+def test_three_workers_one_killed_mid_trial_loses_nothing(tmp_path, request, kind, fake_trainer):
     """Journal: the resumed run re-queues the killed trial (the lock says no one else runs).
     PostgreSQL: a live worker finds the trial stale by its heartbeat and runs it again while
     the others go on. Either way, after a pause the run resumes for one more candidate.
     The workers train with the fake trainer (tests/fakes.py), 1 s an epoch, so a kill lands
     mid-trial and the study core, not training, is what takes the time."""
-    from fakes import ENV, fake_env
+    from fakes import fake_env
 
-    env = fake_env(epoch_seconds=1.0)
-    for name in ("PYTHONPATH", ENV):  # the workers the resume below spawns start with the fake too
-        monkeypatch.setenv(name, env[name])
+    env = fake_env(epoch_seconds=1.0)  # the first run's process and its three workers
     out = tmp_path / f"three-{kind}"
     trials, storage, storage_args, pause = 4, None, [], 3
     if kind == "postgres":
@@ -93,10 +91,10 @@ def test_three_workers_one_killed_mid_trial_loses_nothing(tmp_path, request, kin
         storage = optuna.storages.RDBStorage(url)
         # 4 s grace; 10 candidates keep the two live workers busy well past it
         trials, storage_args, pause = 10, ["--storage", url, "--heartbeat", "1"], 5
-    args = [*SEARCH, "--target-macs", "2M", "--workers", "3", "--pruner", "none", "--sampler", "random",
-            *storage_args, "--out", str(out)]
+    args = [*SEARCH, "--target-macs", "2M", "--pruner", "none", "--sampler", "random", *storage_args,
+            "--out", str(out)]
     started = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "nas", *args, "--trials", str(trials)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "nas", *args, "--workers", "3", "--trials", str(trials)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     victim, finished = _kill_a_worker_mid_trial(proc, out, storage)
     _, err = proc.communicate(timeout=300)
@@ -111,8 +109,7 @@ def test_three_workers_one_killed_mid_trial_loses_nothing(tmp_path, request, kin
     started = time.time()
     # resume, one candidate more, in this process (--workers is a resumable setting): what is under
     # test is what the killed run left, and three workers starting again would add only their start-up
-    resume = [*args[:args.index("--workers")], "--workers", "1", *args[args.index("--workers") + 2:]]
-    assert main([*resume, "--trials", str(more)]) == 0
+    assert main([*args, "--workers", "1", "--trials", str(more)]) == 0
     second = time.time() - started
     trials_now = _study_trials(out, storage)
     assert [t.number for t in trials_now] == list(range(len(trials_now)))  # every trial once
